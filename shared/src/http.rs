@@ -1,0 +1,330 @@
+//! The HTTP plumbing every function shares: routing on the raw path, request ids, CORS
+//! preflight, security headers, JSON responses, the `ApiError` mapping and the one log
+//! line per request.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::HttpConfig;
+use crate::error::ApiError;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const ALLOWED_REQUEST_HEADERS: &str = "authorization, content-type, idempotency-key, x-request-id";
+const EXPOSED_HEADERS: &str = "x-request-id, retry-after";
+
+/// A path a function answers and the methods it accepts there (OPTIONS is implied).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+}
+
+/// What a function serves: its routes and the largest request body it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    pub name: &'static str,
+    pub routes: &'static [Route],
+    pub max_body_bytes: usize,
+}
+
+/// Per-request facts a handler may read or add to (the caller id, for the log line).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub route: &'static str,
+    pub method: Method,
+    caller: Arc<OnceLock<String>>,
+}
+
+impl RequestContext {
+    /// Records who the caller is, for the request log line (an id, never a token).
+    pub fn set_caller(&self, caller_id: impl Into<String>) {
+        let _ = self.caller.set(caller_id.into());
+    }
+
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.get().map(String::as_str)
+    }
+}
+
+/// Runs `handler` for one request with everything around it: route and method checks,
+/// body size limit, CORS, request id, security headers, error mapping and the log line.
+/// Always returns a response: client and server errors alike become JSON bodies.
+pub async fn serve<F, Fut>(
+    service: &Service,
+    http: &HttpConfig,
+    req: Request,
+    handler: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request, RequestContext) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let started = Instant::now();
+    let request_id = request_id_for(req.headers());
+    let origin = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let path = request_path(&req);
+    let method = req.method().clone();
+    let route = service
+        .routes
+        .iter()
+        .find(|r| r.path == path.trim_end_matches('/') || r.path == path);
+
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        route: route.map_or("unmatched", |r| r.path),
+        method: method.clone(),
+        caller: Arc::new(OnceLock::new()),
+    };
+
+    let outcome = match route {
+        None => Err(ApiError::NotFound),
+        Some(route) if method == Method::OPTIONS => Ok(preflight(route, http, origin.as_deref())),
+        Some(route) if !route.methods.iter().any(|m| *m == method.as_str()) => {
+            Err(ApiError::MethodNotAllowed {
+                allow: route.methods,
+            })
+        }
+        Some(_) if req.body().len() > service.max_body_bytes => Err(ApiError::payload_too_large(
+            "payload_too_large",
+            format!("Request body exceeds {} bytes", service.max_body_bytes),
+        )),
+        Some(_) => handler(req, ctx.clone()).await,
+    };
+
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(err) => {
+            log_error(&err, &ctx);
+            error_response(&err, &request_id)
+        }
+    };
+    finish_headers(response.headers_mut(), &request_id, http, origin.as_deref());
+
+    tracing::info!(
+        function = service.name,
+        route = ctx.route,
+        method = %method,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        caller_id = ctx.caller().unwrap_or("-"),
+        "request"
+    );
+    response
+}
+
+/// The path to route on: API Gateway's raw path (without the stage), else the URI path.
+pub fn request_path(req: &Request) -> String {
+    let raw = req.raw_http_path();
+    if raw.is_empty() {
+        req.uri().path().to_owned()
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// Echoes a well-formed `x-request-id`, else generates one.
+pub fn request_id_for(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(generate_request_id)
+}
+
+fn generate_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    // Shaped like a version 4 UUID, the form API Gateway and Lambda use for their ids.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn preflight(route: &Route, http: &HttpConfig, origin: Option<&str>) -> Response<Body> {
+    let mut response = empty_response(StatusCode::NO_CONTENT);
+    if cors_allows(http, origin) {
+        let mut methods = route.methods.join(", ");
+        methods.push_str(", OPTIONS");
+        let headers = response.headers_mut();
+        insert(headers, "access-control-allow-methods", &methods);
+        insert(
+            headers,
+            "access-control-allow-headers",
+            ALLOWED_REQUEST_HEADERS,
+        );
+        insert(headers, "access-control-max-age", "600");
+    }
+    response
+}
+
+fn cors_allows(http: &HttpConfig, origin: Option<&str>) -> bool {
+    matches!((http.cors_origin.as_deref(), origin), (Some(allowed), Some(origin)) if allowed == origin)
+}
+
+fn finish_headers(
+    headers: &mut HeaderMap,
+    request_id: &str,
+    http: &HttpConfig,
+    origin: Option<&str>,
+) {
+    insert(headers, REQUEST_ID_HEADER, request_id);
+    insert(headers, "x-content-type-options", "nosniff");
+    insert(headers, "x-frame-options", "DENY");
+    if !headers.contains_key(http::header::CACHE_CONTROL) {
+        insert(headers, "cache-control", "no-store");
+    }
+    if !headers.contains_key(http::header::REFERRER_POLICY) {
+        insert(headers, "referrer-policy", "no-referrer");
+    }
+    if http.cors_origin.is_some() {
+        headers.append(http::header::VARY, HeaderValue::from_static("origin"));
+    }
+    if let (true, Some(origin)) = (cors_allows(http, origin), origin) {
+        insert(headers, "access-control-allow-origin", origin);
+        insert(headers, "access-control-allow-credentials", "true");
+        insert(headers, "access-control-expose-headers", EXPOSED_HEADERS);
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+fn log_error(err: &ApiError, ctx: &RequestContext) {
+    if err.status().is_server_error() {
+        // `{:#}` prints the whole cause chain; handlers never put secrets into errors.
+        let cause = match err {
+            ApiError::Internal(inner) => format!("{inner:#}"),
+            other => other.to_string(),
+        };
+        tracing::error!(request_id = %ctx.request_id, route = ctx.route, code = err.code(), error = %cause, "request failed");
+    }
+}
+
+/// The JSON error body `{"error","code","requestId"}` with the right status and headers.
+pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        error: String,
+        code: &'a str,
+        #[serde(rename = "requestId")]
+        request_id: &'a str,
+    }
+    let mut response = json_response(
+        err.status(),
+        &ErrorBody {
+            error: err.public_message(),
+            code: err.code(),
+            request_id,
+        },
+    );
+    if let Some(secs) = err.retry_after_secs() {
+        insert(response.headers_mut(), "retry-after", &secs.to_string());
+    }
+    if let ApiError::MethodNotAllowed { allow } = err {
+        let mut allow = allow.join(", ");
+        allow.push_str(", OPTIONS");
+        insert(response.headers_mut(), "allow", &allow);
+    }
+    response
+}
+
+/// A JSON response. Serialising our own response types cannot fail; if it ever did, the
+/// caller gets a well-formed 500 rather than a panic.
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(text) => (status, text),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"Internal error","code":"internal_error"}"#.to_owned(),
+        ),
+    };
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// Parses a JSON request body into `T`; anything else is a 400 with a short reason.
+pub fn parse_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = req.body().as_ref();
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "Request body is required",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let mut reason = e.to_string();
+        reason.truncate(200);
+        if e.is_syntax() || e.is_eof() {
+            ApiError::bad_request("invalid_json", "Request body is not valid JSON")
+        } else {
+            ApiError::bad_request("invalid_body", format!("Invalid request body: {reason}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_echoed_only_when_well_formed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id_for(&headers), "abc-123");
+        headers.insert(
+            REQUEST_ID_HEADER,
+            HeaderValue::from_static("bad id<script>"),
+        );
+        let generated = request_id_for(&headers);
+        assert_ne!(generated, "bad id<script>");
+        assert_eq!(generated.len(), 36);
+        assert_eq!(generated.as_bytes()[14], b'4');
+        assert_ne!(
+            request_id_for(&HeaderMap::new()),
+            request_id_for(&HeaderMap::new())
+        );
+    }
+}

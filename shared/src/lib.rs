@@ -1,0 +1,15 @@
+//! Shared library of the Ably chat Lambda functions.
+//!
+//! Every function binary is a thin `main.rs`: it starts telemetry, builds its state
+//! (typed config and clients) once at cold start and hands each request to a handler
+//! in [`handlers`]. Everything two functions could share lives here.
+
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod redis;
+pub mod telemetry;
+
+pub use error::ApiError;

@@ -1,0 +1,122 @@
+//! Cold-start configuration: a missing variable fails naming it.
+
+use chat_core::config::Env;
+use chat_core::handlers::{events, publish, resume, stats, token};
+
+fn problems(err: impl ToString) -> String {
+    err.to_string()
+}
+
+#[test]
+fn every_function_names_each_missing_required_variable() {
+    let cases: [(&str, String, &[&str]); 5] = [
+        (
+            "ably-token",
+            problems(
+                token::TokenConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+            ),
+            &[
+                "ABLY_API_KEY",
+                "JWT_SECRET",
+                "RESUME_TOKEN_SECRET",
+                "UPSTASH_REDIS_REST_URL",
+                "UPSTASH_REDIS_REST_TOKEN",
+            ],
+        ),
+        (
+            "ably-publish",
+            problems(
+                publish::PublishConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+            ),
+            &[
+                "ABLY_API_KEY",
+                "JWT_SECRET",
+                "UPSTASH_REDIS_REST_URL",
+                "UPSTASH_REDIS_REST_TOKEN",
+            ],
+        ),
+        (
+            "ably-events",
+            problems(
+                events::EventsConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+            ),
+            &[
+                "ABLY_WEBHOOK_KEYS",
+                "UPSTASH_REDIS_REST_URL",
+                "UPSTASH_REDIS_REST_TOKEN",
+                "CHAT_EVENTS_TABLE",
+            ],
+        ),
+        (
+            "ably-stats",
+            problems(
+                stats::StatsConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+            ),
+            &[
+                "ABLY_API_KEY",
+                "JWT_SECRET",
+                "UPSTASH_REDIS_REST_URL",
+                "CHAT_EVENTS_TABLE",
+            ],
+        ),
+        (
+            "resume",
+            problems(
+                resume::ResumeConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+            ),
+            &[
+                "JWT_SECRET",
+                "RESUME_TOKEN_SECRET",
+                "UPSTASH_REDIS_REST_URL",
+                "CHAT_EVENTS_TABLE",
+                "PUBLIC_APP_URL",
+            ],
+        ),
+    ];
+    for (function, message, names) in cases {
+        for name in names {
+            assert!(
+                message.contains(&format!("missing required environment variable {name}")),
+                "{function}: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stack_environment_is_a_complete_configuration_for_every_function() {
+    let env = || crate::helpers::env_with(&[]);
+    token::TokenConfig::load(env()).unwrap();
+    publish::PublishConfig::load(env()).unwrap();
+    events::EventsConfig::load(env()).unwrap();
+    stats::StatsConfig::load(env()).unwrap();
+    resume::ResumeConfig::load(env()).unwrap();
+}
+
+#[test]
+fn secrets_are_never_printed_in_config_errors_or_debug_output() {
+    let secret = "super-secret-value-that-must-not-leak-0123456789";
+    let env = Env::from_pairs([
+        ("ABLY_API_KEY", format!("app.key:{secret}")),
+        ("JWT_SECRET", secret.to_owned()),
+        ("RESUME_TOKEN_SECRET", secret.to_owned()),
+        ("UPSTASH_REDIS_REST_URL", "ftp://nope".to_owned()),
+        ("UPSTASH_REDIS_REST_TOKEN", secret.to_owned()),
+    ]);
+    let err = token::TokenConfig::load(env).unwrap_err().to_string();
+    assert!(
+        err.contains("UPSTASH_REDIS_REST_URL must be an http(s) URL"),
+        "{err}"
+    );
+    assert!(!err.contains(secret));
+
+    let ok = Env::from_pairs([
+        ("ABLY_API_KEY", format!("app.key:{secret}")),
+        ("JWT_SECRET", secret.to_owned()),
+        ("RESUME_TOKEN_SECRET", format!("{secret}-resume")),
+        ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:1".to_owned()),
+        ("UPSTASH_REDIS_REST_TOKEN", secret.to_owned()),
+    ]);
+    let config = token::TokenConfig::load(ok).unwrap();
+    assert!(!format!("{config:?}").contains(secret));
+}

@@ -1,0 +1,9 @@
+//! One integration test binary: every test talks to the real local stack started by
+//! `scripts/stack up` (through `scripts/test`), with unique keys and tables per test.
+
+mod config;
+mod dynamo;
+mod helpers;
+mod proxy;
+mod redis_client;
+mod wiring;
