@@ -22,6 +22,12 @@ pub const BY_TYPE_INDEX: &str = "by_type";
 /// A DynamoDB client from the standard AWS configuration chain, with tight timeouts so a
 /// slow table fails inside the Lambda's budget instead of at its hard timeout.
 pub async fn client() -> Client {
+    Client::from_conf(config_builder().await.build())
+}
+
+/// The client configuration [`client`] uses, for callers that adjust it (an endpoint,
+/// an interceptor) before building.
+pub async fn config_builder() -> aws_sdk_dynamodb::config::Builder {
     crate::telemetry::install_crypto_provider();
     let config = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
@@ -34,7 +40,7 @@ pub async fn client() -> Client {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await;
-    Client::new(&config)
+    aws_sdk_dynamodb::config::Builder::from(&config)
 }
 
 /// Creates the chat events table with its `by_type` index and TTL unless it exists, and

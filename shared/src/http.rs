@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
@@ -124,6 +124,22 @@ where
         "request"
     );
     response
+}
+
+/// When work for this request must be done: the Lambda's own deadline less `margin`
+/// (time to answer), or `fallback` from now when there is no Lambda context.
+pub fn deadline(req: &Request, margin: Duration, fallback: Duration) -> Instant {
+    let now = Instant::now();
+    let budget = req
+        .lambda_context_ref()
+        .and_then(|ctx| {
+            let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
+            ctx.deadline.checked_sub(now_ms)
+        })
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(fallback);
+    now + budget.saturating_sub(margin)
 }
 
 /// The path to route on: API Gateway's raw path (without the stage), else the URI path.

@@ -9,7 +9,10 @@ pub mod dynamo;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod metrics;
 pub mod redis;
+pub mod store;
 pub mod telemetry;
+pub mod webhook;
 
 pub use error::ApiError;

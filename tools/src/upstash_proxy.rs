@@ -11,6 +11,7 @@
 //! Replies map to JSON as Upstash maps them: strings, integers, `null`, nested arrays.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,10 +32,12 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const MAX_IDLE_CONNECTIONS: usize = 32;
 
 /// Where Redis is and which token callers must present.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ProxyConfig {
     pub redis_addr: String,
     pub token: String,
+    /// Counts the HTTP requests served, so tests can check round trips.
+    pub request_counter: Option<Arc<AtomicUsize>>,
 }
 
 struct Proxy {
@@ -71,6 +74,9 @@ enum Failure {
 
 impl Proxy {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(counter) = &self.config.request_counter {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
         match self.answer(req).await {
             Ok((status, body)) => respond(status, &body),
             Err(Failure::Status(status, message)) => respond(status, &json!({ "error": message })),

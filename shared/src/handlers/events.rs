@@ -1,11 +1,25 @@
 //! `POST /api/ably/events`: the Ably webhook, mirrored to Redis and DynamoDB.
+//!
+//! The signature is checked over the raw body before anything parses it. Then every
+//! payload shape is normalised, and the batch is written to the Redis cache (one `EVAL`)
+//! and the DynamoDB archive (`BatchWriteItem` chunks) concurrently. DynamoDB is the record:
+//! if it could not take everything the answer is 503 and Ably redelivers; every write is
+//! keyed by the event, so the redelivery overwrites rather than duplicates.
 
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, Env, HttpConfig, RedisConfig, RetentionConfig, WebhookKeys};
 use crate::error::ApiError;
-use crate::http::{serve, RequestContext, Route, Service};
+use crate::http::{deadline, json_response, serve, RequestContext, Route, Service};
+use crate::metrics::{self, Metric};
 use crate::redis::RedisClient;
+use crate::store::{ContextLoader, EventArchive, EventCache, Keys};
+use crate::webhook::{self, signature, PayloadError};
 
 pub const SERVICE: Service = Service {
     name: "ably-events",
@@ -17,11 +31,16 @@ pub const SERVICE: Service = Service {
     max_body_bytes: 6 * 1024 * 1024,
 };
 
+/// Time kept back from the Lambda deadline to answer; and the budget without a deadline.
+const ANSWER_MARGIN: Duration = Duration::from_millis(750);
+const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct EventsConfig {
     pub http: HttpConfig,
     pub webhook_keys: WebhookKeys,
     pub redis: RedisConfig,
+    pub redis_key_prefix: String,
     pub table: String,
     pub retention: RetentionConfig,
     pub pubsub_bridge: bool,
@@ -33,6 +52,7 @@ impl EventsConfig {
             http: HttpConfig::from_env(&mut env),
             webhook_keys: WebhookKeys::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
+            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             table: env.required("CHAT_EVENTS_TABLE"),
             retention: RetentionConfig::from_env(&mut env),
             pubsub_bridge: env.flag("REDIS_PUBSUB_BRIDGE", false),
@@ -44,23 +64,54 @@ impl EventsConfig {
 
 pub struct EventsState {
     pub config: EventsConfig,
-    pub redis: RedisClient,
-    pub dynamo: aws_sdk_dynamodb::Client,
+    pub cache: EventCache,
+    pub archive: EventArchive,
 }
 
 impl EventsState {
     pub async fn new(config: EventsConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
         let dynamo = crate::dynamo::client().await;
+        Self::with_clients(config, redis, dynamo)
+    }
+
+    /// Builds the state around given clients (e.g. one with an extra interceptor).
+    pub fn with_clients(
+        config: EventsConfig,
+        redis: RedisClient,
+        dynamo: aws_sdk_dynamodb::Client,
+    ) -> Self {
+        let cache = EventCache {
+            redis,
+            keys: Keys {
+                prefix: config.redis_key_prefix.clone(),
+            },
+            ttl_seconds: config.retention.redis_event_ttl_seconds,
+            max_events: config.retention.redis_event_max,
+            pubsub_bridge: config.pubsub_bridge,
+        };
+        let archive = EventArchive {
+            client: dynamo,
+            table: config.table.clone(),
+            retention_days: config.retention.event_retention_days,
+        };
         EventsState {
             config,
-            redis,
-            dynamo,
+            cache,
+            archive,
         }
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self::new(EventsConfig::load(Env::from_process())?).await)
+    }
+
+    /// The history reader over the same stores.
+    pub fn context_loader(&self) -> ContextLoader {
+        ContextLoader {
+            cache: self.cache.clone(),
+            archive: self.archive.clone(),
+        }
     }
 }
 
@@ -71,10 +122,161 @@ pub async fn handle(state: &EventsState, req: Request) -> Response<Body> {
     .await
 }
 
+/// The answer to Ably for a batch that was stored.
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    pub received: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+    pub lifecycle: usize,
+    pub skipped: Vec<String>,
+    /// Present when the Redis cache could not be updated (it is rebuilt from DynamoDB on read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+}
+
+/// Counters for the invocation's metric line.
+#[derive(Default)]
+struct Tally {
+    received: usize,
+    stored: usize,
+    duplicates: usize,
+    skipped: usize,
+    redis_failed: bool,
+    dynamodb_failed: bool,
+    signature_failed: bool,
+}
+
 async fn receive(
-    _state: &EventsState,
-    _req: Request,
-    _ctx: RequestContext,
+    state: &EventsState,
+    req: Request,
+    ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    Err(ApiError::NotImplemented)
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let result = mirror(state, &req, &ctx, &mut tally).await;
+    metrics::emit(
+        SERVICE.name,
+        &[
+            Metric::count("received", tally.received),
+            Metric::count("stored", tally.stored),
+            Metric::count("duplicates", tally.duplicates),
+            Metric::count("skipped", tally.skipped),
+            Metric::count("redis_failed", usize::from(tally.redis_failed)),
+            Metric::count("dynamodb_failed", usize::from(tally.dynamodb_failed)),
+            Metric::count("signature_failed", usize::from(tally.signature_failed)),
+            Metric::millis("duration", started.elapsed().as_secs_f64() * 1000.0),
+        ],
+    );
+    result
+}
+
+async fn mirror(
+    state: &EventsState,
+    req: &Request,
+    ctx: &RequestContext,
+    tally: &mut Tally,
+) -> Result<Response<Body>, ApiError> {
+    // The bytes after API Gateway's base64 decoding, exactly as Ably signed them.
+    let body = req.body().as_ref();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let key_name = header(signature::KEY_HEADER);
+    if !signature::verify(
+        &state.config.webhook_keys,
+        key_name,
+        header(signature::SIGNATURE_HEADER),
+        body,
+    ) {
+        tally.signature_failed = true;
+        tracing::warn!(request_id = %ctx.request_id, key = key_name.unwrap_or("-"), "webhook signature rejected");
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "Invalid signature",
+        ));
+    }
+    ctx.set_caller(format!("ably:{}", key_name.unwrap_or("-")));
+
+    let now = chrono::Utc::now();
+    let batch = match webhook::parse(body) {
+        Ok(batch) => batch,
+        Err(PayloadError::TooLarge(n)) => {
+            return Err(ApiError::payload_too_large(
+                "batch_too_large",
+                format!(
+                    "Batch holds {n} events; at most {} are accepted",
+                    webhook::payload::MAX_BATCH_EVENTS
+                ),
+            ));
+        }
+        Err(err) => return Err(dead_letter(state, body, &err, now.timestamp()).await),
+    };
+    tally.received = batch.events.len();
+    tally.skipped = batch.skipped.len();
+
+    let until = deadline(req, ANSWER_MARGIN, DEFAULT_BUDGET);
+    let (cached, archived) = tokio::join!(
+        state
+            .cache
+            .mirror(&batch.events, batch.lifecycle, now.timestamp_millis()),
+        state.archive.put_all(&batch.events, now.timestamp(), until),
+    );
+
+    let cache = match cached {
+        Ok(outcome) => {
+            tally.duplicates = outcome.duplicates;
+            None
+        }
+        Err(err) => {
+            tally.redis_failed = true;
+            tracing::warn!(request_id = %ctx.request_id, error = %err, "redis mirror failed; dynamodb is the record");
+            Some("unavailable")
+        }
+    };
+    let stored = match archived {
+        Ok(count) => count,
+        Err(err) => {
+            tally.dynamodb_failed = true;
+            tracing::error!(request_id = %ctx.request_id, error = %err, events = batch.events.len(), "dynamodb mirror failed; asking Ably to redeliver");
+            return Err(ApiError::Unavailable {
+                code: "storage_unavailable",
+                message: "Events could not be stored; redeliver the batch".into(),
+                retry_after_secs: Some(1),
+            });
+        }
+    };
+    tally.stored = stored;
+    Ok(json_response(
+        StatusCode::OK,
+        &Receipt {
+            received: batch.events.len(),
+            stored,
+            duplicates: tally.duplicates,
+            lifecycle: batch.lifecycle,
+            skipped: batch.skipped,
+            cache,
+        },
+    ))
+}
+
+/// A signed body that does not parse is kept (with its sha256) and answered with 400.
+async fn dead_letter(
+    state: &EventsState,
+    body: &[u8],
+    err: &PayloadError,
+    now_secs: i64,
+) -> ApiError {
+    let sha = hex::encode(Sha256::digest(body));
+    match state
+        .archive
+        .dead_letter(body, &err.to_string(), now_secs)
+        .await
+    {
+        Ok(_) => {
+            tracing::warn!(sha256 = %sha, bytes = body.len(), reason = %err, "unparseable webhook kept as dead letter")
+        }
+        Err(store_err) => {
+            tracing::error!(sha256 = %sha, bytes = body.len(), reason = %err, error = %store_err, "unparseable webhook could not be kept")
+        }
+    }
+    ApiError::bad_request("invalid_payload", format!("Webhook {err}"))
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod dynamo;
+mod events;
 mod helpers;
 mod proxy;
 mod redis_client;

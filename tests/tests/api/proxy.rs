@@ -171,6 +171,7 @@ async fn redis_down_behind_the_proxy_is_503() {
     let config = dev_tools::upstash_proxy::ProxyConfig {
         redis_addr: format!("127.0.0.1:{}", closed_port()),
         token: "t".into(),
+        request_counter: None,
     };
     let server = tokio::spawn(dev_tools::upstash_proxy::serve(listener, config));
     let (status, body) = post_to(&base, "/", Some("t"), r#"["PING"]"#).await;

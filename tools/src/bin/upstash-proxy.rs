@@ -18,6 +18,14 @@ async fn main() -> anyhow::Result<()> {
         })?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("upstash-proxy listening on http://{listen} -> redis {redis_addr}");
-    serve(listener, ProxyConfig { redis_addr, token }).await?;
+    serve(
+        listener,
+        ProxyConfig {
+            redis_addr,
+            token,
+            request_counter: None,
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -1,0 +1,109 @@
+//! The in-process path of `ably-events` per batch: verify the signature over the raw
+//! body, parse and normalise every entry, and build both store writes (the Redis `EVAL`
+//! arguments and the DynamoDB `PutRequest`s). Network time is not included.
+//!
+//! `cargo bench -p chat-core --bench webhook`
+
+use std::hint::black_box;
+
+use chat_core::config::{RedisConfig, Secret, WebhookKeys};
+use chat_core::redis::RedisClient;
+use chat_core::store::{EventArchive, EventCache, Keys};
+use chat_core::webhook::{parse, signature};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::json;
+
+/// A realistic batched webhook: `n` chat messages in items of up to 10 messages.
+fn batched_body(n: usize) -> Vec<u8> {
+    let items: Vec<_> = (0..n.div_ceil(10))
+        .map(|item| {
+            let messages: Vec<_> = (item * 10..((item + 1) * 10).min(n))
+                .map(|i| {
+                    json!({
+                        "id": format!("conn{item}:{i}:0"),
+                        "clientId": "customer-conv-42",
+                        "connectionId": format!("conn{item}"),
+                        "timestamp": 1_763_000_000_000i64 + i as i64,
+                        "name": "message:user",
+                        "data": format!(r#"{{"text":"message number {i} from the customer","locale":"en"}}"#),
+                        "encoding": "json"
+                    })
+                })
+                .collect();
+            json!({
+                "webhookId": "ABcDEf", "source": "channel.message", "serial": format!("s:{item}"),
+                "timestamp": 1_763_000_000_000i64, "name": "channel.message",
+                "data": {"channelId": format!("conversation:conv-{}", item % 5), "site": "eu-west-1-A", "messages": messages}
+            })
+        })
+        .collect();
+    json!({ "items": items }).to_string().into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let secret = "bench-secret-not-real";
+    let keys = WebhookKeys {
+        keys: vec![("app.key".to_owned(), Secret::new(secret))],
+    };
+    let cache = EventCache {
+        redis: RedisClient::new(&RedisConfig {
+            url: "http://127.0.0.1:1".into(),
+            token: Secret::new("t"),
+        }),
+        keys: Keys::default(),
+        ttl_seconds: 86_400,
+        max_events: 100,
+        pubsub_bridge: false,
+    };
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build(),
+    );
+    let archive = EventArchive {
+        client: dynamo,
+        table: "chat-events".into(),
+        retention_days: 90,
+    };
+
+    let mut group = c.benchmark_group("webhook_in_process");
+    for n in [1usize, 100, 1000] {
+        let body = batched_body(n);
+        let sig = signature::sign(secret, &body);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
+            b.iter(|| {
+                assert!(signature::verify(&keys, Some("app.key"), Some(&sig), body));
+                let batch = parse(black_box(body)).expect("valid batch");
+                let redis_args =
+                    cache.mirror_args(&batch.events, batch.lifecycle, 1_763_000_000_000);
+                let dynamo_writes = archive.write_requests(&batch.events, 1_763_000_000);
+                black_box((redis_args, dynamo_writes))
+            })
+        });
+    }
+    group.finish();
+
+    let body = batched_body(1000);
+    let batch = parse(&body).unwrap();
+    let sig = signature::sign(secret, &body);
+    let mut parts = c.benchmark_group("webhook_parts_1000");
+    parts.bench_function("verify", |b| {
+        b.iter(|| signature::verify(&keys, Some("app.key"), Some(&sig), black_box(&body)))
+    });
+    parts.bench_function("parse", |b| b.iter(|| parse(black_box(&body))));
+    parts.bench_function("json_value_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
+    });
+    parts.bench_function("redis_args", |b| {
+        b.iter(|| cache.mirror_args(black_box(&batch.events), 0, 1))
+    });
+    parts.bench_function("dynamo_writes", |b| {
+        b.iter(|| archive.write_requests(black_box(&batch.events), 1))
+    });
+    parts.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

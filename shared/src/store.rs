@@ -1,0 +1,661 @@
+//! Where chat events live: the Redis hot cache (Upstash, 24 h sliding, newest first) and
+//! the DynamoDB archive (90 days), plus the context loader that reads recent history
+//! from the cache and falls back to the archive.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use futures::stream::{self, StreamExt};
+use rand::Rng;
+use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
+
+use crate::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use crate::redis::{RedisClient, RedisError};
+use crate::webhook::ChatEvent;
+
+/// BatchWriteItem takes at most 25 items.
+pub const DYNAMO_BATCH_SIZE: usize = 25;
+/// Chunks written at once; keeps a 1000-event batch well inside table throughput bursts.
+const DYNAMO_CONCURRENCY: usize = 8;
+/// Conversation under which signed but unparseable bodies are kept.
+pub const DEAD_LETTER_CONVERSATION: &str = "_dead_letter";
+/// Samples kept per latency series for the analytics percentiles.
+const SAMPLE_CAP: usize = 10_000;
+
+/// Redis key names, all under one optional prefix (several apps or environments can
+/// share one Redis database).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub prefix: String,
+}
+
+impl Keys {
+    pub fn events(&self, conversation_id: &str) -> String {
+        format!("{}chat:conversation:{conversation_id}:events", self.prefix)
+    }
+    pub fn marker(&self, event_id: &str) -> String {
+        format!("{}chat:event:{event_id}", self.prefix)
+    }
+    pub fn active_conversations(&self) -> String {
+        format!("{}stats:active", self.prefix)
+    }
+    pub fn minute(&self, minute: i64) -> String {
+        format!("{}stats:minute:{minute}", self.prefix)
+    }
+    pub fn ai_duration_samples(&self) -> String {
+        format!("{}stats:samples:ai_duration_ms", self.prefix)
+    }
+    pub fn queue_duration_samples(&self) -> String {
+        format!("{}stats:samples:queue_duration_ms", self.prefix)
+    }
+}
+
+/// What mirroring a batch into Redis did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheOutcome {
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+/// Per event: skip ids already seen (marker with TTL), push onto the conversation list,
+/// and update the analytics `ably-stats` reads. Each touched list is trimmed and its TTL
+/// refreshed once. Everything happens in this one script, one REST round trip per batch.
+const MIRROR_SCRIPT: &str = r#"
+local p = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local max = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local bridge = ARGV[5] == '1'
+local lifecycle = tonumber(ARGV[6])
+local cap = tonumber(ARGV[7])
+local stored, dups, warn, viol = 0, 0, 0, 0
+local touched = {}
+local active = p .. 'stats:active'
+local ai_key = p .. 'stats:samples:ai_duration_ms'
+local queue_key = p .. 'stats:samples:queue_duration_ms'
+for i = 8, #ARGV, 6 do
+  local id, conv, json, etype, ai, queue = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
+  if redis.call('SET', p .. 'chat:event:' .. id, '1', 'NX', 'EX', ttl) then
+    local list = p .. 'chat:conversation:' .. conv .. ':events'
+    redis.call('LPUSH', list, json)
+    touched[list] = true
+    redis.call('ZADD', active, now, conv)
+    if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
+    if ai ~= '' then redis.call('ZADD', ai_key, now, ai .. '|' .. id) end
+    if queue ~= '' then redis.call('ZADD', queue_key, now, queue .. '|' .. id) end
+    if bridge then redis.call('PUBLISH', p .. 'chat:' .. conv, json) end
+    stored = stored + 1
+  else
+    dups = dups + 1
+  end
+end
+for list, _ in pairs(touched) do
+  redis.call('LTRIM', list, 0, max - 1)
+  redis.call('EXPIRE', list, ttl)
+end
+if stored > 0 or lifecycle > 0 then
+  local bucket = p .. 'stats:minute:' .. math.floor(now / 60000)
+  redis.call('HINCRBY', bucket, 'events', stored)
+  if warn > 0 then redis.call('HINCRBY', bucket, 'sla:warning', warn) end
+  if viol > 0 then redis.call('HINCRBY', bucket, 'sla:violation', viol) end
+  if lifecycle > 0 then redis.call('HINCRBY', bucket, 'lifecycle', lifecycle) end
+  redis.call('EXPIRE', bucket, 7200)
+  local hour_ago = now - 3600000
+  for _, key in ipairs({active, ai_key, queue_key}) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. hour_ago)
+    redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+    redis.call('EXPIRE', key, 7200)
+  end
+end
+return {stored, dups}
+"#;
+
+/// Refills an empty conversation list from the archive (newest first) and marks the ids
+/// as seen, so a later redelivery of the same events does not push them twice.
+const REFILL_SCRIPT: &str = r#"
+local list = KEYS[1]
+local ttl = tonumber(ARGV[1])
+local prefix = ARGV[2]
+if redis.call('EXISTS', list) == 0 then
+  for i = 3, #ARGV, 2 do
+    redis.call('RPUSH', list, ARGV[i + 1])
+    redis.call('SET', prefix .. 'chat:event:' .. ARGV[i], '1', 'NX', 'EX', ttl)
+  end
+  redis.call('EXPIRE', list, ttl)
+  return 1
+end
+return 0
+"#;
+
+/// The Redis hot cache of recent events per conversation.
+#[derive(Debug, Clone)]
+pub struct EventCache {
+    pub redis: RedisClient,
+    pub keys: Keys,
+    pub ttl_seconds: u64,
+    pub max_events: u32,
+    pub pubsub_bridge: bool,
+}
+
+impl EventCache {
+    /// The `EVAL` arguments mirroring `events` (sorted oldest first, so the list ends up
+    /// newest first). Pure, so it can be benchmarked and inspected.
+    pub fn mirror_args(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> Vec<String> {
+        let mut order: Vec<&ChatEvent> = events.iter().collect();
+        order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+        let mut args = Vec::with_capacity(7 + 6 * events.len());
+        args.push(self.keys.prefix.clone());
+        args.push(self.ttl_seconds.to_string());
+        args.push(self.max_events.to_string());
+        args.push(now_ms.to_string());
+        args.push(if self.pubsub_bridge { "1" } else { "0" }.to_owned());
+        args.push(lifecycle.to_string());
+        args.push(SAMPLE_CAP.to_string());
+        for event in order {
+            args.push(event.id.clone());
+            args.push(event.conversation_id.clone());
+            args.push(serde_json::to_string(event).unwrap_or_default());
+            args.push(event.event_type.clone());
+            let (ai, queue) = timing_samples(event);
+            args.push(ai);
+            args.push(queue);
+        }
+        args
+    }
+
+    /// Mirrors a batch in one round trip.
+    pub async fn mirror(
+        &self,
+        events: &[ChatEvent],
+        lifecycle: usize,
+        now_ms: i64,
+    ) -> Result<CacheOutcome, RedisError> {
+        if events.is_empty() && lifecycle == 0 {
+            return Ok(CacheOutcome::default());
+        }
+        let args = self.mirror_args(events, lifecycle, now_ms);
+        let reply = self
+            .redis
+            .eval(MIRROR_SCRIPT, &[] as &[&str], &args)
+            .await?;
+        let counts = reply
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .and_then(|a| Some((a[0].as_u64()?, a[1].as_u64()?)))
+            .ok_or_else(|| {
+                RedisError::Protocol("mirror script returned an unexpected value".into())
+            })?;
+        Ok(CacheOutcome {
+            stored: counts.0 as usize,
+            duplicates: counts.1 as usize,
+        })
+    }
+
+    /// The newest `limit` cached events of a conversation, newest first.
+    pub async fn recent(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ChatEvent>, RedisError> {
+        let stop = limit.saturating_sub(1).to_string();
+        let reply = self
+            .redis
+            .command(&["LRANGE", &self.keys.events(conversation_id), "0", &stop])
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(RedisError::Protocol(
+                "LRANGE did not return an array".into(),
+            ));
+        };
+        let mut events: Vec<ChatEvent> = items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        sort_newest_first(&mut events);
+        Ok(events)
+    }
+
+    /// Puts archive events back into an empty cache list.
+    pub async fn refill(
+        &self,
+        conversation_id: &str,
+        newest_first: &[ChatEvent],
+    ) -> Result<(), RedisError> {
+        if newest_first.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec![self.ttl_seconds.to_string(), self.keys.prefix.clone()];
+        for event in newest_first.iter().take(self.max_events as usize) {
+            args.push(event.id.clone());
+            args.push(serde_json::to_string(event).unwrap_or_default());
+        }
+        self.redis
+            .eval(REFILL_SCRIPT, &[self.keys.events(conversation_id)], &args)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// `message:ai` timing fields the analytics percentiles are computed from.
+fn timing_samples(event: &ChatEvent) -> (String, String) {
+    if event.event_type != "message:ai" {
+        return (String::new(), String::new());
+    }
+    let timing = event.payload.get("timing");
+    let field = |name: &str| {
+        timing
+            .and_then(|t| t.get(name))
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    (field("ai_duration_ms"), field("queue_duration_ms"))
+}
+
+pub fn sort_newest_first(events: &mut [ChatEvent]) {
+    events.sort_by(|a, b| (&b.occurred_at, &b.id).cmp(&(&a.occurred_at, &a.id)));
+}
+
+/// Why the archive could not take everything.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("dynamodb request failed: {0}")]
+    Request(String),
+    #[error("{0} items still unprocessed when the time budget ran out")]
+    Unprocessed(usize),
+    #[error("dynamodb did not answer within the time budget")]
+    Timeout,
+}
+
+/// The DynamoDB archive of chat events.
+#[derive(Debug, Clone)]
+pub struct EventArchive {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub retention_days: u32,
+}
+
+impl EventArchive {
+    /// One `PutRequest` per distinct event key (a batch may not name a key twice).
+    /// Pure, so it can be benchmarked and inspected.
+    pub fn write_requests(&self, events: &[ChatEvent], now_secs: i64) -> Vec<WriteRequest> {
+        let expires_at = (now_secs + i64::from(self.retention_days) * 86_400).to_string();
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut requests = Vec::with_capacity(events.len());
+        for event in events {
+            // The item key is (conversation_id, occurred_at#id).
+            if !seen.insert((
+                event.conversation_id.as_str(),
+                event.occurred_at.as_str(),
+                event.id.as_str(),
+            )) {
+                continue;
+            }
+            let item = event_item(event, event.event_key(), &expires_at);
+            if let Ok(put) = PutRequest::builder().set_item(Some(item)).build() {
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        requests
+    }
+
+    /// Writes every event (chunks of 25, concurrently), retrying unprocessed items with
+    /// exponential backoff and jitter until `deadline`. Redelivered events overwrite
+    /// themselves with the same keys, so a retry never duplicates.
+    pub async fn put_all(
+        &self,
+        events: &[ChatEvent],
+        now_secs: i64,
+        deadline: Instant,
+    ) -> Result<usize, ArchiveError> {
+        let requests = self.write_requests(events, now_secs);
+        let count = requests.len();
+        let mut chunks = Vec::with_capacity(count.div_ceil(DYNAMO_BATCH_SIZE));
+        let mut rest = requests;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(DYNAMO_BATCH_SIZE));
+            chunks.push(std::mem::replace(&mut rest, tail));
+        }
+        let results: Vec<Result<(), ArchiveError>> = stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk, deadline))
+            .buffer_unordered(DYNAMO_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(count)
+    }
+
+    async fn write_chunk(
+        &self,
+        mut requests: Vec<WriteRequest>,
+        deadline: Instant,
+    ) -> Result<(), ArchiveError> {
+        let mut attempt: u32 = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ArchiveError::Unprocessed(requests.len()));
+            }
+            let call = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.clone(), requests.clone())
+                .send();
+            let output = tokio::time::timeout(remaining, call)
+                .await
+                .map_err(|_| ArchiveError::Timeout)?
+                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+            let unprocessed = output
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if unprocessed.is_empty() {
+                return Ok(());
+            }
+            attempt += 1;
+            let ceiling = Duration::from_millis(50u64.saturating_mul(1 << attempt.min(6)));
+            let backoff =
+                Duration::from_millis(rand::rng().random_range(0..=ceiling.as_millis() as u64));
+            if Instant::now() + backoff >= deadline {
+                return Err(ArchiveError::Unprocessed(unprocessed.len()));
+            }
+            tokio::time::sleep(backoff).await;
+            requests = unprocessed;
+        }
+    }
+
+    /// Keeps a signed body that could not be parsed, keyed by its sha256 (a redelivery
+    /// overwrites it). Returns the sha256.
+    pub async fn dead_letter(
+        &self,
+        body: &[u8],
+        reason: &str,
+        now_secs: i64,
+    ) -> Result<String, ArchiveError> {
+        let sha = hex::encode(Sha256::digest(body));
+        let raw = match std::str::from_utf8(body) {
+            Ok(text) => AttributeValue::S(text.to_owned()),
+            Err(_) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body)),
+        };
+        let expires_at = now_secs + i64::from(self.retention_days) * 86_400;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                PARTITION_KEY,
+                AttributeValue::S(DEAD_LETTER_CONVERSATION.into()),
+            )
+            .item(SORT_KEY, AttributeValue::S(sha.clone()))
+            .item("sha256", AttributeValue::S(sha.clone()))
+            .item("raw_body", raw)
+            .item("reason", AttributeValue::S(reason.to_owned()))
+            .item(
+                "received_at",
+                AttributeValue::S(
+                    crate::webhook::payload::iso_millis(now_secs * 1000).unwrap_or_default(),
+                ),
+            )
+            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+        Ok(sha)
+    }
+
+    /// The newest `limit` unexpired events of a conversation, newest first.
+    pub async fn recent(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<ChatEvent>, ArchiveError> {
+        let mut events = Vec::with_capacity(limit);
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :c")
+                .filter_expression("#ttl > :now")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":c", AttributeValue::S(conversation_id.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
+                .scan_index_forward(false)
+                .limit((limit * 2).clamp(10, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+            for item in page.items() {
+                if let Some(event) = item_event(item) {
+                    events.push(event);
+                }
+                if events.len() == limit {
+                    return Ok(events);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(events),
+            }
+        }
+    }
+}
+
+fn describe_sdk_error<E: std::error::Error + 'static, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> String {
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::TimeoutError(_) => "timed out".into(),
+        SdkError::DispatchFailure(_) => "connection failed".into(),
+        SdkError::ServiceError(e) => {
+            let source = e.err().to_string();
+            let mut text = format!("service error: {source}");
+            text.truncate(200);
+            text
+        }
+        _ => "request failed".into(),
+    }
+}
+
+fn event_item(
+    event: &ChatEvent,
+    event_key: String,
+    expires_at: &str,
+) -> HashMap<String, AttributeValue> {
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let mut item = HashMap::with_capacity(11);
+    item.insert(PARTITION_KEY.to_owned(), s(&event.conversation_id));
+    item.insert(SORT_KEY.to_owned(), AttributeValue::S(event_key));
+    item.insert("id".to_owned(), s(&event.id));
+    item.insert("event_type".to_owned(), s(&event.event_type));
+    item.insert("channel".to_owned(), s(&event.channel));
+    item.insert("occurred_at".to_owned(), s(&event.occurred_at));
+    item.insert(
+        TTL_ATTRIBUTE.to_owned(),
+        AttributeValue::N(expires_at.to_owned()),
+    );
+    if let Some(client_id) = &event.client_id {
+        item.insert("client_id".to_owned(), s(client_id));
+    }
+    if let Some(encoding) = &event.encoding {
+        item.insert("encoding".to_owned(), s(encoding));
+    }
+    if fits_dynamo(&event.payload, 0) {
+        item.insert("payload".to_owned(), json_to_attr(&event.payload));
+    } else {
+        // Too deep or a number DynamoDB cannot hold: keep it exact as JSON text.
+        item.insert(
+            "payload_json".to_owned(),
+            AttributeValue::S(event.payload.to_string()),
+        );
+    }
+    item
+}
+
+/// DynamoDB nests at most 32 levels and holds numbers up to 38 digits / 1E+126.
+fn fits_dynamo(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Number(n) => {
+            n.as_i64().is_some()
+                || n.as_u64().is_some()
+                || n.as_f64()
+                    .is_some_and(|f| f == 0.0 || (1e-130..9.9e125).contains(&f.abs()))
+        }
+        Value::Array(items) => depth < 30 && items.iter().all(|v| fits_dynamo(v, depth + 1)),
+        Value::Object(map) => {
+            depth < 30
+                && map
+                    .iter()
+                    .all(|(k, v)| !k.is_empty() && fits_dynamo(v, depth + 1))
+        }
+        _ => true,
+    }
+}
+
+/// JSON -> DynamoDB attribute (objects become maps, arrays lists).
+pub fn json_to_attr(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// DynamoDB attribute -> JSON (the inverse of [`json_to_attr`]).
+pub fn attr_to_json(attr: &AttributeValue) -> Value {
+    match attr {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<u64>().map(Value::from))
+            .ok()
+            .or_else(|| {
+                n.parse::<f64>()
+                    .ok()
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
+            })
+            .unwrap_or_else(|| Value::String(n.clone())),
+        AttributeValue::L(items) => Value::Array(items.iter().map(attr_to_json).collect()),
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        AttributeValue::Ss(items) => {
+            Value::Array(items.iter().cloned().map(Value::String).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
+/// A stored item back as a chat event; `None` for items that are not events.
+pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
+    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let payload = match (item.get("payload"), s("payload_json")) {
+        (Some(attr), _) => attr_to_json(attr),
+        (None, Some(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        (None, None) => Value::Null,
+    };
+    Some(ChatEvent {
+        id: s("id")?,
+        conversation_id: s(PARTITION_KEY)?,
+        channel: s("channel")?,
+        event_type: s("event_type")?,
+        client_id: s("client_id"),
+        payload,
+        occurred_at: s("occurred_at")?,
+        encoding: s("encoding"),
+    })
+}
+
+/// Where a conversation's recent history was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistorySource {
+    Cache,
+    Archive,
+}
+
+/// Reads recent history: Redis first; when Redis is empty or down, DynamoDB, and then
+/// refills Redis so the next read is hot again.
+#[derive(Debug, Clone)]
+pub struct ContextLoader {
+    pub cache: EventCache,
+    pub archive: EventArchive,
+}
+
+impl ContextLoader {
+    /// The newest `limit` events of a conversation, newest first.
+    pub async fn recent_events(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+        if conversation_id.starts_with('_') || limit == 0 {
+            // Reserved partitions (the dead letters) are never chat history.
+            return Ok((Vec::new(), HistorySource::Archive));
+        }
+        let cached = self.cache.recent(conversation_id, limit).await;
+        match &cached {
+            Ok(events) if !events.is_empty() => return Ok((events.clone(), HistorySource::Cache)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unavailable, reading history from dynamodb")
+            }
+        }
+        let now_secs = chrono::Utc::now().timestamp();
+        let events = self
+            .archive
+            .recent(conversation_id, limit, now_secs)
+            .await?;
+        if cached.is_ok() && !events.is_empty() {
+            if let Err(e) = self.cache.refill(conversation_id, &events).await {
+                tracing::warn!(error = %e, "could not refill the redis history cache");
+            }
+        }
+        Ok((events, HistorySource::Archive))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_and_attributes_round_trip() {
+        let value =
+            json!({"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "big": 18446744073709551615u64});
+        assert_eq!(attr_to_json(&json_to_attr(&value)), value);
+    }
+
+    #[test]
+    fn payloads_dynamodb_cannot_hold_are_flagged() {
+        assert!(fits_dynamo(&json!({"a": [1, 2.5, "s"]}), 0));
+        assert!(!fits_dynamo(&json!({"a": 1e300}), 0));
+        assert!(!fits_dynamo(&json!({"": 1}), 0));
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        assert!(!fits_dynamo(&deep, 0));
+    }
+}
