@@ -1,0 +1,114 @@
+//! Properties of the webhook path that must hold for every input.
+
+use chat_core::config::{Secret, WebhookKeys};
+use chat_core::webhook::{parse, signature};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn keys(secret: &str) -> WebhookKeys {
+    WebhookKeys {
+        keys: vec![("app.key".to_owned(), Secret::new(secret))],
+    }
+}
+
+fn is_iso_utc_millis(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 23].contains(&i) || c.is_ascii_digit())
+}
+
+/// Arbitrary JSON values of bounded size.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sign_then_verify_passes_and_any_bit_flip_fails(
+        body in prop::collection::vec(any::<u8>(), 0..512),
+        secret in "[ -~]{1,40}",
+        flip in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+        in_signature in any::<bool>(),
+    ) {
+        let k = keys(&secret);
+        let sig = signature::sign(&secret, &body);
+        prop_assert!(signature::verify(&k, Some("app.key"), Some(&sig), &body));
+        let hex = signature::sign_hex(&secret, &body);
+        prop_assert!(signature::verify(&k, Some("app.key"), Some(&hex), &body));
+
+        if in_signature || body.is_empty() {
+            // Flip a bit of the decoded digest and re-encode it, so the header stays well-formed.
+            use base64::Engine;
+            let mut digest = base64::engine::general_purpose::STANDARD.decode(&sig).unwrap();
+            let i = flip.index(digest.len());
+            digest[i] ^= 1 << bit;
+            let bad = base64::engine::general_purpose::STANDARD.encode(&digest);
+            prop_assert!(!signature::verify(&k, Some("app.key"), Some(&bad), &body));
+        } else {
+            let mut bad = body.clone();
+            let i = flip.index(bad.len());
+            bad[i] ^= 1 << bit;
+            prop_assert!(!signature::verify(&k, Some("app.key"), Some(&sig), &bad));
+        }
+    }
+
+    #[test]
+    fn parsing_never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse(&body);
+    }
+
+    #[test]
+    fn normalisation_always_yields_iso_utc_timestamps_and_stable_ids(
+        timestamps in prop::collection::vec(any::<i64>(), 1..20),
+        data in prop::collection::vec(json_value(), 20),
+        names in prop::collection::vec(prop::option::of("[a-z:]{0,12}"), 20),
+        shape in 0u8..3,
+    ) {
+        let entries: Vec<Value> = timestamps.iter().enumerate().map(|(i, ts)| {
+            let mut m = json!({"timestamp": ts, "data": data[i]});
+            if let Some(n) = &names[i] { m["name"] = json!(n); }
+            m
+        }).collect();
+        let body = match shape {
+            0 => json!({"items": [{"data": {"channelId": "conversation:p", "messages": entries}}]}),
+            1 => json!({"channel": "conversation:p", "presence": entries}),
+            _ => json!({"items": entries.iter().map(|e| { let mut e = e.clone(); e["channel"] = json!("c"); e }).collect::<Vec<_>>()}),
+        };
+        let bytes = body.to_string().into_bytes();
+        let batch = parse(&bytes).unwrap();
+        prop_assert_eq!(batch.events.len() + batch.skipped.len(), timestamps.len());
+        for e in &batch.events {
+            prop_assert!(is_iso_utc_millis(&e.occurred_at), "{}", e.occurred_at);
+            prop_assert!(!e.id.is_empty());
+        }
+        // Deterministic: the same body always normalises to the same events.
+        prop_assert_eq!(parse(&bytes).unwrap(), batch);
+    }
+}
