@@ -4,6 +4,7 @@
 //! (typed config and clients) once at cold start and hands each request to a handler
 //! in [`handlers`]. Everything two functions could share lives here.
 
+pub mod ably;
 pub mod analytics;
 pub mod config;
 pub mod dynamo;
