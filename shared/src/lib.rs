@@ -4,11 +4,16 @@
 //! (typed config and clients) once at cold start and hands each request to a handler
 //! in [`handlers`]. Everything two functions could share lives here.
 
+pub mod ably_auth;
+pub mod auth;
+pub mod channels;
 pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod ids;
+pub mod ratelimit;
 pub mod redis;
 pub mod telemetry;
 
