@@ -1,9 +1,12 @@
 //! One integration test binary: every test talks to the real local stack started by
 //! `scripts/stack up` (through `scripts/test`), with unique keys and tables per test.
 
+mod auth;
 mod config;
 mod dynamo;
 mod helpers;
 mod proxy;
+mod ratelimit;
 mod redis_client;
+mod token;
 mod wiring;
