@@ -1,6 +1,7 @@
 //! One integration test binary: every test talks to the real local stack started by
 //! `scripts/stack up` (through `scripts/test`), with unique keys and tables per test.
 
+mod ably_js;
 mod auth;
 mod config;
 mod dynamo;
