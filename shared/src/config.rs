@@ -254,11 +254,19 @@ pub struct JwtConfig {
 
 impl JwtConfig {
     pub fn from_env(env: &mut Env) -> Self {
-        JwtConfig {
+        let config = JwtConfig {
             secret: env.secret("JWT_SECRET", 32),
             issuer: env.optional("JWT_ISSUER"),
             audience: env.optional("JWT_AUDIENCE"),
+        };
+        // These audiences mark chat sessions and resume links, which are never bearer tokens.
+        if matches!(
+            config.audience.as_deref(),
+            Some(crate::auth::SESSION_AUDIENCE | crate::auth::RESUME_AUDIENCE)
+        ) {
+            env.problem("JWT_AUDIENCE must not be chat-session or chat-resume");
         }
+        config
     }
 }
 

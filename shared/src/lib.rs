@@ -5,13 +5,18 @@
 //! in [`handlers`]. Everything two functions could share lives here.
 
 pub mod ably;
+pub mod ably_auth;
 pub mod analytics;
+pub mod auth;
+pub mod channels;
 pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod ids;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redis;
 pub mod store;
 pub mod telemetry;

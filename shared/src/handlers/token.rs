@@ -1,12 +1,26 @@
 //! `POST /api/ably/token`: Ably TokenRequests and Ably JWTs scoped to the caller's channels.
+//!
+//! Body (optional; JSON, or form-encoded as ably-js sends `authParams` with
+//! `authMethod: 'POST'`): `{"conversationId"?, "format"?: "tokenRequest" | "jwt",
+//! "ttlSeconds"?: 1..=86400}`. Other fields (e.g. token params ably-js forwards) are
+//! ignored: the capability, client id and ttl are decided here, never by the client.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use serde_json::Value;
 
+use crate::ably_auth::TokenSigner;
+use crate::auth::Authenticator;
+use crate::channels::{Capability, ChannelName};
 use crate::config::{
     AblyConfig, ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, Secret,
 };
 use crate::error::ApiError;
-use crate::http::{serve, RequestContext, Route, Service};
+use crate::http::{json_response, serve, RequestContext, Route, Service};
+use crate::ids::identifier;
+use crate::ratelimit::{FailurePolicy, RateLimiter};
 use crate::redis::RedisClient;
 
 pub const SERVICE: Service = Service {
@@ -18,6 +32,11 @@ pub const SERVICE: Service = Service {
     max_body_bytes: 16 * 1024,
 };
 
+/// Lifetime of a token when the body names none.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Longest lifetime a caller may ask for.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
     pub http: HttpConfig,
@@ -25,6 +44,8 @@ pub struct TokenConfig {
     pub jwt: JwtConfig,
     pub resume_secret: Secret,
     pub redis: RedisConfig,
+    /// `REDIS_KEY_PREFIX`: prepended as it is to every Redis key (e.g. `staging:`).
+    pub redis_key_prefix: String,
     pub rate_limit: RateLimit,
     pub realtime_enabled: bool,
 }
@@ -37,6 +58,7 @@ impl TokenConfig {
             jwt: JwtConfig::from_env(&mut env),
             resume_secret: env.secret("RESUME_TOKEN_SECRET", 32),
             redis: RedisConfig::from_env(&mut env),
+            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             rate_limit: RateLimit::from_env(
                 &mut env,
                 "RATE_LIMIT_TOKEN",
@@ -47,6 +69,9 @@ impl TokenConfig {
             ),
             realtime_enabled: env.flag("ENABLE_ABLY_REALTIME", true),
         };
+        if !config.jwt.secret.expose().is_empty() && config.jwt.secret == config.resume_secret {
+            env.problem("RESUME_TOKEN_SECRET must differ from JWT_SECRET");
+        }
         env.finish()?;
         Ok(config)
     }
@@ -55,12 +80,29 @@ impl TokenConfig {
 pub struct TokenState {
     pub config: TokenConfig,
     pub redis: RedisClient,
+    pub auth: Authenticator,
+    pub signer: TokenSigner,
+    pub limiter: RateLimiter,
 }
 
 impl TokenState {
     pub fn new(config: TokenConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
-        TokenState { config, redis }
+        let limiter = RateLimiter::new(
+            redis.clone(),
+            config.redis_key_prefix.clone(),
+            "token",
+            config.rate_limit,
+            // Without a working limiter, issuing credentials is refused.
+            FailurePolicy::Closed,
+        );
+        TokenState {
+            auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            signer: TokenSigner::new(&config.ably.key),
+            limiter,
+            redis,
+            config,
+        }
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -75,10 +117,191 @@ pub async fn handle(state: &TokenState, req: Request) -> Response<Body> {
     .await
 }
 
+/// What the client receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// An Ably TokenRequest the client exchanges with Ably itself.
+    TokenRequest,
+    /// An Ably JWT the client uses directly.
+    Jwt,
+}
+
+/// The request body, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOptions {
+    /// Only this conversation, when given.
+    pub conversation: Option<ChannelName>,
+    pub format: TokenFormat,
+    pub ttl: Duration,
+}
+
+impl TokenOptions {
+    /// Reads a JSON or form-encoded body; an empty body means the defaults.
+    pub fn from_request(req: &Request) -> Result<Self, ApiError> {
+        let body = req.body().as_ref();
+        let form = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let raw = if body.iter().all(u8::is_ascii_whitespace) {
+            RawOptions::default()
+        } else if form {
+            RawOptions::from_form(body)?
+        } else {
+            RawOptions::from_json(body)?
+        };
+        raw.validate()
+    }
+}
+
+#[derive(Debug, Default)]
+struct RawOptions {
+    conversation_id: Option<String>,
+    format: Option<String>,
+    ttl_seconds: Option<u64>,
+}
+
+impl RawOptions {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|_| ApiError::bad_request("invalid_json", "Request body is not valid JSON"))?;
+        let Value::Object(map) = value else {
+            return Err(invalid_body("Request body must be a JSON object"));
+        };
+        let string = |name: &str| match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid_body(format!("{name} must be a string"))),
+        };
+        let ttl_seconds = match map.get("ttlSeconds") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(invalid_ttl)?),
+            Some(_) => return Err(invalid_ttl()),
+        };
+        Ok(RawOptions {
+            conversation_id: string("conversationId")?,
+            format: string("format")?,
+            ttl_seconds,
+        })
+    }
+
+    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let text =
+            std::str::from_utf8(body).map_err(|_| invalid_body("Form body is not valid UTF-8"))?;
+        let mut raw = RawOptions::default();
+        for pair in text.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = form_decode(value)?;
+            match form_decode(name)?.as_str() {
+                "conversationId" => raw.conversation_id = Some(value),
+                "format" => raw.format = Some(value),
+                "ttlSeconds" => {
+                    raw.ttl_seconds = Some(value.trim().parse().map_err(|_| invalid_ttl())?)
+                }
+                _ => {}
+            }
+        }
+        Ok(raw)
+    }
+
+    fn validate(self) -> Result<TokenOptions, ApiError> {
+        let conversation = match self.conversation_id {
+            None => None,
+            Some(id) => {
+                identifier(&id, "conversationId")?;
+                Some(ChannelName::Conversation {
+                    conversation_id: id,
+                })
+            }
+        };
+        let format = match self.format.as_deref() {
+            None | Some("tokenRequest") => TokenFormat::TokenRequest,
+            Some("jwt") => TokenFormat::Jwt,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_format",
+                    "format must be tokenRequest or jwt",
+                ))
+            }
+        };
+        let ttl = match self.ttl_seconds {
+            None => DEFAULT_TTL,
+            Some(secs) if (1..=MAX_TTL.as_secs()).contains(&secs) => Duration::from_secs(secs),
+            Some(_) => return Err(invalid_ttl()),
+        };
+        Ok(TokenOptions {
+            conversation,
+            format,
+            ttl,
+        })
+    }
+}
+
+fn form_decode(text: &str) -> Result<String, ApiError> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| invalid_body("Form body is not valid UTF-8"))
+}
+
+fn invalid_body(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_body", message)
+}
+
+fn invalid_ttl() -> ApiError {
+    ApiError::bad_request(
+        "invalid_ttl",
+        format!(
+            "ttlSeconds must be an integer from 1 to {}",
+            MAX_TTL.as_secs()
+        ),
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 async fn issue(
-    _state: &TokenState,
-    _req: Request,
-    _ctx: RequestContext,
+    state: &TokenState,
+    req: Request,
+    ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    Err(ApiError::NotImplemented)
+    if !state.config.realtime_enabled {
+        return Err(ApiError::unavailable(
+            "realtime_disabled",
+            "Realtime is disabled; poll GET /api/chat/events instead",
+        ));
+    }
+    let caller = state.auth.authenticate(req.headers())?;
+    let caller_id = caller.id_for_rate_limit();
+    ctx.set_caller(caller_id.clone());
+    let options = TokenOptions::from_request(&req)?;
+    state.limiter.check(&caller_id).await?;
+
+    let capability = match &options.conversation {
+        Some(conversation) => Capability::for_channel(&caller, conversation)?,
+        None => Capability::for_caller(&caller),
+    };
+    let (capability, client_id, now) = (capability.to_json(), caller.client_id(), now_ms());
+    Ok(match options.format {
+        TokenFormat::TokenRequest => json_response(
+            StatusCode::OK,
+            &state
+                .signer
+                .token_request(capability, client_id, options.ttl, now),
+        ),
+        TokenFormat::Jwt => json_response(
+            StatusCode::OK,
+            &state.signer.jwt(capability, client_id, options.ttl, now)?,
+        ),
+    })
 }

@@ -126,3 +126,96 @@ pub fn body_json(response: &Response<Body>) -> Value {
 pub fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+// --- identities -----------------------------------------------------------------------
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+pub fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWT assembled by hand: base64url(header) . base64url(claims) . base64url(HMAC-SHA256),
+/// so tests can forge exactly the token they mean (any header, any claim types).
+pub fn hand_jwt(header: &Value, claims: &Value, secret: &str) -> String {
+    use hmac::Mac as _;
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
+/// An HS256 JWT signed with `secret`.
+pub fn hs256(claims: &Value, secret: &str) -> String {
+    hand_jwt(&json!({"alg": "HS256", "typ": "JWT"}), claims, secret)
+}
+
+/// A bearer JWT for the stack's `JWT_SECRET`, valid for an hour.
+pub fn bearer(user_id: &str, role: &str, conversations: &[&str]) -> String {
+    let now = unix_now();
+    hs256(
+        &json!({"userId": user_id, "role": role, "conversations": conversations, "iat": now, "exp": now + 3600}),
+        &stack_var("JWT_SECRET"),
+    )
+}
+
+/// A chat session token as `resume` mints it, with the stack's `RESUME_TOKEN_SECRET`.
+pub fn session_token(conversation_id: &str) -> String {
+    chat_core::auth::issue_session_token(
+        &Secret::new(stack_var("RESUME_TOKEN_SECRET")),
+        conversation_id,
+        "customer@example.com",
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("session token")
+}
+
+// --- the token function -----------------------------------------------------------------
+
+/// The real ably-token state over the stack, with a unique Redis key prefix so that
+/// rate limits never leak between tests.
+pub fn token_state(overrides: &[(&str, &str)]) -> chat_core::handlers::token::TokenState {
+    use chat_core::handlers::token::{TokenConfig, TokenState};
+    let prefix = format!("{}:", unique("test"));
+    let mut all = vec![("REDIS_KEY_PREFIX", prefix.as_str())];
+    all.extend_from_slice(overrides);
+    TokenState::new(TokenConfig::load(env_with(&all)).expect("token config"))
+}
+
+/// `POST /api/ably/token` with `headers` and `body` through the real handler.
+pub async fn post_token(
+    state: &chat_core::handlers::token::TokenState,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response<Body> {
+    chat_core::handlers::token::handle(state, api_request("POST", "/api/ably/token", headers, body))
+        .await
+}
+
+/// The same with `Authorization: Bearer <token>` and a JSON body.
+pub async fn post_token_as(
+    state: &chat_core::handlers::token::TokenState,
+    token: &str,
+    body: &str,
+) -> Response<Body> {
+    let auth = format!("Bearer {token}");
+    post_token(
+        state,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(body),
+    )
+    .await
+}

@@ -2,11 +2,15 @@
 //! `scripts/stack up` (through `scripts/test`), with unique keys and tables per test.
 
 mod ably_client;
+mod ably_js;
 mod analytics;
+mod auth;
 mod config;
 mod dynamo;
 mod events;
 mod helpers;
 mod proxy;
+mod ratelimit;
 mod redis_client;
+mod token;
 mod wiring;
