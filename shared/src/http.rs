@@ -303,7 +303,12 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
 
 /// Parses a JSON request body into `T`; anything else is a 400 with a short reason.
 pub fn parse_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes = req.body().as_ref();
+    parse_json(req.body().as_ref())
+}
+
+/// Parses JSON bytes into `T`: 400 `invalid_json` when it is not JSON, `invalid_body`
+/// (with serde's reason, truncated) when it does not have the expected shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",

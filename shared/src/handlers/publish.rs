@@ -1,15 +1,34 @@
-//! `POST /api/ably/publish`: publishes for an authenticated caller on channels it owns.
+//! `POST /api/ably/publish`: publishes for an authenticated caller, only on channels it
+//! owns and only the events its role may send, idempotently and with retries.
+//!
+//! Body: `{"channelName", "eventName", "data", "idempotencyKey"?}`. The message id is
+//! `<base>:0` where the base is derived from the caller, the channel and the
+//! idempotency key (so a retried request is de-duplicated by Ably), or random.
 
 use std::time::Duration;
 
+use http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
+use crate::ably::{message_id_base, AblyClient, OutboundMessage};
+use crate::auth::{Authenticator, Caller};
+use crate::channels::{may_publish, ChannelName};
 use crate::config::{
     AblyConfig, ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, Secret,
 };
 use crate::error::ApiError;
-use crate::http::{serve, RequestContext, Route, Service};
+use crate::http::{deadline, json_response, parse_json, serve, RequestContext, Route, Service};
+use crate::ratelimit::{FailurePolicy, RateLimiter};
 use crate::redis::RedisClient;
+
+/// Largest `data`, serialised.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+const MAX_EVENT_NAME: usize = 64;
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+/// Without a Lambda deadline (local runs), the publish budget.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
 
 pub const SERVICE: Service = Service {
     name: "ably-publish",
@@ -28,6 +47,7 @@ pub struct PublishConfig {
     pub jwt: JwtConfig,
     pub resume_secret: Secret,
     pub redis: RedisConfig,
+    pub redis_key_prefix: String,
     pub rate_limit: RateLimit,
 }
 
@@ -39,6 +59,7 @@ impl PublishConfig {
             jwt: JwtConfig::from_env(&mut env),
             resume_secret: env.secret("RESUME_TOKEN_SECRET", 32),
             redis: RedisConfig::from_env(&mut env),
+            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             rate_limit: RateLimit::from_env(
                 &mut env,
                 "RATE_LIMIT_PUBLISH",
@@ -55,20 +76,32 @@ impl PublishConfig {
 
 pub struct PublishState {
     pub config: PublishConfig,
-    pub redis: RedisClient,
-    /// Client for Ably's REST API: 4 s to connect, 10 s per request.
-    pub ably_http: reqwest::Client,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    pub ably: AblyClient,
 }
 
 impl PublishState {
     pub fn new(config: PublishConfig) -> Self {
-        let redis = RedisClient::new(&config.redis);
-        let ably_http =
-            crate::telemetry::http_client(Duration::from_secs(4), Duration::from_secs(10));
+        let ably = AblyClient::new(&config.ably);
+        Self::with_ably(config, ably)
+    }
+
+    /// Builds the state around a given Ably client (e.g. with other fallback hosts).
+    pub fn with_ably(config: PublishConfig, ably: AblyClient) -> Self {
+        let limiter = RateLimiter::new(
+            RedisClient::new(&config.redis),
+            config.redis_key_prefix.clone(),
+            "publish",
+            config.rate_limit,
+            // Publishing stays available when the limiter's Redis is down.
+            FailurePolicy::Open,
+        );
         PublishState {
+            auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            limiter,
+            ably,
             config,
-            redis,
-            ably_http,
         }
     }
 
@@ -84,10 +117,139 @@ pub async fn handle(state: &PublishState, req: Request) -> Response<Body> {
     .await
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublishBody {
+    channel_name: String,
+    event_name: String,
+    /// `Some` whenever the key is present, `null` included.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+    idempotency_key: Option<String>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// A publish request that passed every check.
+#[derive(Debug)]
+pub struct ValidPublish {
+    pub channel: ChannelName,
+    pub channel_name: String,
+    pub event_name: String,
+    pub data: Value,
+    pub id_base: String,
+    pub client_id: String,
+}
+
+/// Validates a publish body for `caller`: shapes and sizes (400/413), then ownership and
+/// the event rules (403). Pure, so it is benchmarked on its own.
+pub fn validate(caller: &Caller, body: &[u8]) -> Result<ValidPublish, ApiError> {
+    let body: PublishBody = parse_json(body)?;
+    let data = body
+        .data
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "data is required"))?;
+    let event_name = body.event_name;
+    if event_name.is_empty() || event_name.len() > MAX_EVENT_NAME {
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            "eventName must be 1 to 64 characters",
+        ));
+    }
+    let channel = ChannelName::parse(&body.channel_name)?;
+    let size = serde_json::to_vec(&data)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_DATA_BYTES {
+        return Err(ApiError::payload_too_large(
+            "data_too_large",
+            format!("data is {size} bytes serialised; at most {MAX_DATA_BYTES} are accepted"),
+        ));
+    }
+    may_publish(caller, &channel, &event_name)?;
+    let id_base = match body.idempotency_key {
+        Some(key)
+            if key.is_empty()
+                || key.len() > MAX_IDEMPOTENCY_KEY
+                || key.chars().any(char::is_control) =>
+        {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "idempotencyKey must be 1 to 256 printable characters",
+            ));
+        }
+        // Scoped to the caller and channel, so one caller's key never collides with another's.
+        Some(key) => message_id_base(Some(&format!(
+            "{}\n{}\n{}",
+            caller.id_for_rate_limit(),
+            body.channel_name,
+            key
+        ))),
+        None => message_id_base(None),
+    };
+    Ok(ValidPublish {
+        channel,
+        channel_name: body.channel_name,
+        event_name,
+        data,
+        id_base,
+        client_id: caller.client_id(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublishResponse<'a> {
+    success: bool,
+    channel_name: &'a str,
+    message_id: &'a str,
+    timestamp: String,
+}
+
 async fn publish(
-    _state: &PublishState,
-    _req: Request,
-    _ctx: RequestContext,
+    state: &PublishState,
+    req: Request,
+    ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    Err(ApiError::NotImplemented)
+    let caller = state.auth.authenticate(req.headers())?;
+    ctx.set_caller(caller.id_for_rate_limit());
+    let valid = validate(&caller, req.body().as_ref())?;
+    state.limiter.check(&caller.id_for_rate_limit()).await?;
+
+    let until = deadline(&req, Duration::ZERO, DEFAULT_BUDGET);
+    let message =
+        OutboundMessage::new(&valid.event_name, &valid.data).with_client_id(&valid.client_id);
+    let receipt = state
+        .ably
+        .publish_with_id_base(&valid.channel_name, &valid.id_base, &[message], until)
+        .await
+        .map_err(|e| {
+            tracing::warn!(request_id = %ctx.request_id, channel = %valid.channel, error = %e, "publish failed");
+            e.to_api_error()
+        })?;
+    if receipt.attempts > 1 {
+        crate::metrics::emit(
+            SERVICE.name,
+            &[crate::metrics::Metric::count(
+                "publish_retries",
+                (receipt.attempts - 1) as usize,
+            )],
+        );
+    }
+    let message_id = receipt
+        .message_ids
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    Ok(json_response(
+        StatusCode::OK,
+        &PublishResponse {
+            success: true,
+            channel_name: &valid.channel_name,
+            message_id,
+            timestamp: crate::webhook::payload::iso_millis(chrono::Utc::now().timestamp_millis())
+                .unwrap_or_default(),
+        },
+    ))
 }

@@ -10,6 +10,7 @@ mod dynamo;
 mod events;
 mod helpers;
 mod proxy;
+mod publish;
 mod ratelimit;
 mod redis_client;
 mod token;

@@ -124,10 +124,8 @@ async fn a_hanging_endpoint_times_out_within_the_client_timeout() {
             held.push(socket);
         }
     });
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let http =
+        chat_core::telemetry::http_client(Duration::from_secs(2), Duration::from_millis(300));
     let client = RedisClient::with_http(
         &RedisConfig {
             url,
