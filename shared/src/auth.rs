@@ -118,8 +118,8 @@ impl Caller {
 pub struct Authenticator {
     bearer_key: DecodingKey,
     bearer: Validation,
-    session_key: DecodingKey,
-    session: Validation,
+    /// `None` for functions that take bearer tokens only: every session is refused.
+    session: Option<(DecodingKey, Validation)>,
 }
 
 impl Authenticator {
@@ -149,23 +149,40 @@ impl Authenticator {
         Authenticator {
             bearer_key: DecodingKey::from_secret(jwt.secret.expose().as_bytes()),
             bearer,
-            session_key: DecodingKey::from_secret(resume_secret.expose().as_bytes()),
-            session,
+            session: Some((
+                DecodingKey::from_secret(resume_secret.expose().as_bytes()),
+                session,
+            )),
         }
+    }
+
+    /// A verifier for functions that accept bearer JWTs only (no chat sessions).
+    pub fn bearer_only(jwt: &JwtConfig) -> Self {
+        let mut auth = Self::new(jwt, &Secret::default());
+        auth.session = None;
+        auth
+    }
+
+    /// The bearer JWT of the `Authorization` header; 401 without one. Never the cookie.
+    pub fn authenticate_bearer(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let mut authorization = headers.get_all(AUTHORIZATION).iter();
+        let value = authorization.next().ok_or_else(|| {
+            ApiError::unauthorized("unauthorized", "Authentication required: a bearer token")
+        })?;
+        if authorization.next().is_some() {
+            return Err(invalid_token());
+        }
+        let token = bearer_token(value.as_bytes()).ok_or_else(|| {
+            ApiError::unauthorized("unauthorized", "Expected Authorization: Bearer <token>")
+        })?;
+        self.verify_bearer(token)
     }
 
     /// The bearer JWT when an `Authorization` header is present (no fallback to the
     /// cookie if it is invalid), else the session cookie; 401 `unauthorized` when neither.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let mut authorization = headers.get_all(AUTHORIZATION).iter();
-        if let Some(value) = authorization.next() {
-            if authorization.next().is_some() {
-                return Err(invalid_token());
-            }
-            let token = bearer_token(value.as_bytes()).ok_or_else(|| {
-                ApiError::unauthorized("unauthorized", "Expected Authorization: Bearer <token>")
-            })?;
-            return self.verify_bearer(token);
+        if headers.contains_key(AUTHORIZATION) {
+            return self.authenticate_bearer(headers);
         }
         match session_cookie(headers) {
             Some(token) => self.verify_session(token),
@@ -216,7 +233,8 @@ impl Authenticator {
             email: String,
             role: Option<IgnoredAny>,
         }
-        let claims: Claims = decode(token, &self.session_key, &self.session)?;
+        let (key, validation) = self.session.as_ref().ok_or_else(invalid_token)?;
+        let claims: Claims = decode(token, key, validation)?;
         if claims.role.is_some() || !plausible_email(&claims.email) {
             return Err(invalid_token());
         }

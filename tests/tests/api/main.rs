@@ -13,5 +13,6 @@ mod proxy;
 mod publish;
 mod ratelimit;
 mod redis_client;
+mod stats;
 mod token;
 mod wiring;
