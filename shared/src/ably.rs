@@ -802,8 +802,9 @@ fn classify(status: StatusCode, body: &[u8], secret: &str) -> Classified {
     }
 }
 
-/// Validates a publish and builds its path, ids and JSON body once, for every attempt.
-fn prepare_publish<D: Serialize>(
+/// Validates a publish and builds its path, message ids and JSON body once, for every
+/// attempt: `(path, ids, body)`.
+pub fn prepare_publish<D: Serialize>(
     channel: &str,
     id_base: &str,
     messages: &[OutboundMessage<'_, D>],
