@@ -12,5 +12,6 @@ mod helpers;
 mod proxy;
 mod ratelimit;
 mod redis_client;
+mod resume;
 mod token;
 mod wiring;

@@ -5,7 +5,7 @@ use chat_core::handlers::{events, publish, resume, stats, token};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use crate::helpers::{api_request, body_json, env_with, header};
+use crate::helpers::{api_request, body_json, env_with, header, unique};
 
 const ORIGIN: &str = "http://localhost:3000";
 
@@ -21,7 +21,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
 ];
 
 async fn call(function: &str, req: Request) -> Response<Body> {
-    let env = || env_with(&[("CORS_ORIGIN", ORIGIN)]);
+    // A fresh key prefix per call, so rate limits never carry over between runs.
+    let prefix = format!("{}:", unique("wiring"));
+    let env = || env_with(&[("CORS_ORIGIN", ORIGIN), ("REDIS_KEY_PREFIX", &prefix)]);
     match function {
         "ably-token" => {
             token::handle(
