@@ -275,6 +275,17 @@ def main():
             seq=8,
         ),
     )
+    write(
+        "resume/poll-events.json",
+        http_event(
+            "resume-poll-events",
+            "GET",
+            "/api/chat/events",
+            query={"conversationId": "conv-1", "limit": "20"},
+            headers={"authorization": f"Bearer {customer}", "origin": origin},
+            seq=9,
+        ),
+    )
 
 
 if __name__ == "__main__":

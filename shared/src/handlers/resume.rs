@@ -1,27 +1,72 @@
 //! `POST|GET /api/chat/resume` and `GET /api/chat/events`: single-use resume links, the
 //! chat session cookie and history hydration.
+//!
+//! - **Issue** (`POST /api/chat/resume` `{"conversationId","email"}`): a broker, admin or
+//!   service bearer, or the session of that very conversation. Mints a link token (see
+//!   [`crate::resume_link`]), builds `{PUBLIC_APP_URL}/chat?resume=<token>` and hands it to
+//!   the [`MailSender`]. Rate limited per caller and per address, failing closed.
+//! - **Redeem** (`GET /api/chat/resume?token=...`, or `POST` `{"token"}`): rate limited
+//!   per client IP (failing closed), verifies the token, consumes its `jti` with one
+//!   `SET NX` (a second use is 401 `resume_link_used`; without Redis nothing is accepted),
+//!   then sets the `__Host-chat_session` cookie and returns the 20 newest events.
+//! - **Poll** (`GET /api/chat/events?conversationId=...&limit=...`): the history of a
+//!   conversation the caller may use, for clients without Ably realtime.
+//!
+//! POST bodies are told apart by their keys: `token` redeems, anything else issues.
 
-use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
-use crate::config::{ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, Secret};
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::header::SET_COOKIE;
+use http::{HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext as LambdaContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::auth::{issue_session_token, Authenticator, Caller, SESSION_COOKIE};
+use crate::channels::ChannelName;
+use crate::config::{
+    ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, RetentionConfig, Secret,
+};
+use crate::email::EmailAddress;
 use crate::error::ApiError;
-use crate::http::{serve, RequestContext, Route, Service};
-use crate::redis::RedisClient;
+use crate::http::{json_response, serve, RequestContext, Route, Service};
+use crate::ids::identifier;
+use crate::mail::{LogMailSender, MailSender, ResumeLinkMail};
+use crate::ratelimit::{FailurePolicy, RateLimiter};
+use crate::redis::{RedisClient, RedisError};
+use crate::resume_link::{unix_seconds, ResumeClaims, ResumeLinks};
+use crate::store::{ContextLoader, EventArchive, EventCache, Keys};
+use crate::webhook::ChatEvent;
 
 pub const SERVICE: Service = Service {
     name: "resume",
     routes: &[
         Route {
-            path: "/api/chat/resume",
+            path: RESUME_PATH,
             methods: &["GET", "POST"],
         },
         Route {
-            path: "/api/chat/events",
+            path: EVENTS_PATH,
             methods: &["GET"],
         },
     ],
     max_body_bytes: 16 * 1024,
 };
+
+const RESUME_PATH: &str = "/api/chat/resume";
+const EVENTS_PATH: &str = "/api/chat/events";
+
+/// Events returned when a link is redeemed.
+pub const HYDRATION_EVENTS: usize = 20;
+/// Events returned by `GET /api/chat/events` without a `limit`, and the most it allows.
+pub const DEFAULT_POLL_LIMIT: usize = 20;
+pub const MAX_POLL_LIMIT: usize = 100;
+/// How long a consumed `jti` is remembered beyond the link's own expiry, so that an
+/// instance whose clock runs behind cannot accept the link again.
+const USED_MARKER_MARGIN_SECONDS: u64 = 300;
 
 #[derive(Debug, Clone)]
 pub struct ResumeConfig {
@@ -29,12 +74,19 @@ pub struct ResumeConfig {
     pub jwt: JwtConfig,
     pub resume_secret: Secret,
     pub redis: RedisConfig,
+    /// `REDIS_KEY_PREFIX`: prepended as it is to every Redis key.
+    pub redis_key_prefix: String,
     pub table: String,
+    pub retention: RetentionConfig,
     pub resume_ttl_seconds: u64,
+    /// `CHAT_SESSION_TTL_SECONDS`: lifetime of the session cookie a redeemed link sets.
+    pub session_ttl_seconds: u64,
     pub public_app_url: String,
     pub realtime_enabled: bool,
     pub rate_limit_caller: RateLimit,
     pub rate_limit_email: RateLimit,
+    /// Redeem attempts per client IP.
+    pub rate_limit_redeem: RateLimit,
 }
 
 impl ResumeConfig {
@@ -45,8 +97,11 @@ impl ResumeConfig {
             jwt: JwtConfig::from_env(&mut env),
             resume_secret: env.secret("RESUME_TOKEN_SECRET", 32),
             redis: RedisConfig::from_env(&mut env),
+            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             table: env.required("CHAT_EVENTS_TABLE"),
+            retention: RetentionConfig::from_env(&mut env),
             resume_ttl_seconds: env.parsed_or("RESUME_TOKEN_TTL_SECONDS", 86_400),
+            session_ttl_seconds: env.parsed_or("CHAT_SESSION_TTL_SECONDS", 86_400),
             public_app_url,
             realtime_enabled: env.flag("ENABLE_ABLY_REALTIME", true),
             rate_limit_caller: RateLimit::from_env(
@@ -65,9 +120,23 @@ impl ResumeConfig {
                     window_seconds: 3600,
                 },
             ),
+            rate_limit_redeem: RateLimit::from_env(
+                &mut env,
+                "RATE_LIMIT_RESUME_REDEEM",
+                RateLimit {
+                    max: 20,
+                    window_seconds: 60,
+                },
+            ),
         };
         if let Err(e) = ensure_distinct(&config.jwt.secret, &config.resume_secret) {
             env.problem(e);
+        }
+        if config.resume_ttl_seconds == 0 {
+            env.problem("RESUME_TOKEN_TTL_SECONDS must be at least 1");
+        }
+        if config.session_ttl_seconds == 0 {
+            env.problem("CHAT_SESSION_TTL_SECONDS must be at least 1");
         }
         env.finish()?;
         Ok(config)
@@ -86,22 +155,79 @@ fn ensure_distinct(jwt: &Secret, resume: &Secret) -> Result<(), &'static str> {
 pub struct ResumeState {
     pub config: ResumeConfig,
     pub redis: RedisClient,
-    pub dynamo: aws_sdk_dynamodb::Client,
+    pub auth: Authenticator,
+    pub links: ResumeLinks,
+    pub history: ContextLoader,
+    pub mail: Arc<dyn MailSender>,
+    pub caller_limiter: RateLimiter,
+    pub email_limiter: RateLimiter,
+    pub redeem_limiter: RateLimiter,
 }
 
 impl ResumeState {
+    /// Production clients and the logging mail sender.
     pub async fn new(config: ResumeConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
         let dynamo = crate::dynamo::client().await;
+        Self::with_clients(config, redis, dynamo, Arc::new(LogMailSender))
+    }
+
+    /// Builds the state around given clients and mail sender.
+    pub fn with_clients(
+        config: ResumeConfig,
+        redis: RedisClient,
+        dynamo: aws_sdk_dynamodb::Client,
+        mail: Arc<dyn MailSender>,
+    ) -> Self {
+        let limiter = |scope, limit| {
+            // Issuing credentials and accepting them are refused without a working limiter.
+            RateLimiter::new(
+                redis.clone(),
+                config.redis_key_prefix.clone(),
+                scope,
+                limit,
+                FailurePolicy::Closed,
+            )
+        };
+        let history = ContextLoader {
+            cache: EventCache {
+                redis: redis.clone(),
+                keys: Keys {
+                    prefix: config.redis_key_prefix.clone(),
+                },
+                ttl_seconds: config.retention.redis_event_ttl_seconds,
+                max_events: config.retention.redis_event_max,
+                pubsub_bridge: false,
+            },
+            archive: EventArchive {
+                client: dynamo,
+                table: config.table.clone(),
+                retention_days: config.retention.event_retention_days,
+            },
+        };
         ResumeState {
-            config,
+            caller_limiter: limiter("resume", config.rate_limit_caller),
+            email_limiter: limiter("resume-email", config.rate_limit_email),
+            redeem_limiter: limiter("resume-redeem", config.rate_limit_redeem),
+            auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            links: ResumeLinks::new(
+                &config.resume_secret,
+                Duration::from_secs(config.resume_ttl_seconds),
+            ),
+            history,
+            mail,
             redis,
-            dynamo,
+            config,
         }
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self::new(ResumeConfig::load(Env::from_process())?).await)
+    }
+
+    /// The Redis key that marks a link as used.
+    pub fn used_key(&self, jti: &str) -> String {
+        format!("{}resume:used:{jti}", self.config.redis_key_prefix)
     }
 }
 
@@ -113,9 +239,383 @@ pub async fn handle(state: &ResumeState, req: Request) -> Response<Body> {
 }
 
 async fn route(
-    _state: &ResumeState,
-    _req: Request,
-    _ctx: RequestContext,
+    state: &ResumeState,
+    req: Request,
+    ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    Err(ApiError::NotImplemented)
+    match (ctx.route, &ctx.method) {
+        (RESUME_PATH, &Method::GET) => {
+            let token = query_param(&req, "token")?
+                .ok_or_else(|| ApiError::bad_request("missing_token", "token is required"))?;
+            redeem(state, &req, &ctx, &token).await
+        }
+        (RESUME_PATH, _) => match ResumeBody::parse(req.body().as_ref())? {
+            ResumeBody::Redeem { token } => redeem(state, &req, &ctx, &token).await,
+            ResumeBody::Issue {
+                conversation_id,
+                email,
+            } => issue(state, &req, &ctx, conversation_id, email).await,
+        },
+        _ => poll(state, &req, &ctx).await,
+    }
+}
+
+// --- issuing -----------------------------------------------------------------------------
+
+/// A `POST /api/chat/resume` body, by its keys.
+#[derive(Debug, PartialEq, Eq)]
+enum ResumeBody {
+    Redeem {
+        token: String,
+    },
+    Issue {
+        conversation_id: Option<String>,
+        email: Option<String>,
+    },
+}
+
+impl ResumeBody {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let map = if body.iter().all(u8::is_ascii_whitespace) {
+            Map::new()
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => return Err(invalid_body("Request body must be a JSON object")),
+                Err(_) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_json",
+                        "Request body is not valid JSON",
+                    ))
+                }
+            }
+        };
+        let string = |name: &str| match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid_body(format!("{name} must be a string"))),
+        };
+        let (token, conversation_id, email) = (
+            string("token")?,
+            string("conversationId")?,
+            string("email")?,
+        );
+        match token {
+            Some(_) if conversation_id.is_some() || email.is_some() => Err(invalid_body(
+                "Send either token (to redeem) or conversationId and email (to issue)",
+            )),
+            Some(token) => Ok(ResumeBody::Redeem { token }),
+            None => Ok(ResumeBody::Issue {
+                conversation_id,
+                email,
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct IssuedBody {
+    #[serde(rename = "resumeUrl")]
+    resume_url: String,
+    #[serde(rename = "expiresAt")]
+    expires_at: String,
+}
+
+async fn issue(
+    state: &ResumeState,
+    req: &Request,
+    ctx: &RequestContext,
+    conversation_id: Option<String>,
+    email: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let caller = state.auth.authenticate(req.headers())?;
+    let caller_id = caller.id_for_rate_limit();
+    ctx.set_caller(caller_id.clone());
+
+    let conversation_id =
+        conversation_id.ok_or_else(|| invalid_body("conversationId is required"))?;
+    identifier(&conversation_id, "conversationId")?;
+    let may_issue = match &caller {
+        Caller::User { role, .. } => role.is_staff(),
+        Caller::Session {
+            conversation_id: own,
+            ..
+        } => *own == conversation_id,
+    };
+    if !may_issue {
+        return Err(ApiError::forbidden(
+            "resume_forbidden",
+            "Only staff or this conversation's own session may send a resume link",
+        ));
+    }
+    let email = EmailAddress::parse(&email.ok_or_else(|| invalid_body("email is required"))?)?;
+
+    state.caller_limiter.check(&caller_id).await?;
+    state.email_limiter.check(&email.fingerprint()).await?;
+
+    let link = state.links.issue(&conversation_id, &email)?;
+    let expires_at = UNIX_EPOCH + Duration::from_secs(link.expires_at);
+    let mail = ResumeLinkMail {
+        conversation_id,
+        email,
+        url: format!("{}/chat?resume={}", state.config.public_app_url, link.token),
+        expires_at,
+    };
+    if let Err(e) = state.mail.send_resume_link(&mail).await {
+        tracing::error!(request_id = %ctx.request_id, conversation_id = %mail.conversation_id, error = %e, "resume link not delivered");
+        return Err(ApiError::bad_gateway(
+            "mail_failed",
+            "The resume link could not be sent, please retry",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::CREATED,
+        &IssuedBody {
+            resume_url: mail.url,
+            expires_at: iso_seconds(link.expires_at),
+        },
+    ))
+}
+
+// --- redeeming ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct RedeemedBody<'a> {
+    #[serde(rename = "conversationId")]
+    conversation_id: &'a str,
+    events: Vec<ChatEvent>,
+    /// false: Ably realtime is off, poll `GET /api/chat/events`.
+    realtime: bool,
+    /// Set when history could not be read; the session is valid all the same.
+    #[serde(rename = "historyUnavailable", skip_serializing_if = "is_false")]
+    history_unavailable: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+async fn redeem(
+    state: &ResumeState,
+    req: &Request,
+    ctx: &RequestContext,
+    token: &str,
+) -> Result<Response<Body>, ApiError> {
+    let client = format!("ip:{}", source_ip(req).unwrap_or_else(|| "unknown".into()));
+    ctx.set_caller(client.clone());
+    state.redeem_limiter.check(&client).await?;
+
+    let claims = state.links.verify(token)?;
+    consume(state, &claims).await?;
+
+    // The link is spent from here on: whatever happens to history, the session is issued.
+    let ttl = state.config.session_ttl_seconds;
+    let session = issue_session_token(
+        &state.config.resume_secret,
+        &claims.conversation_id,
+        claims.email.as_str(),
+        Duration::from_secs(ttl),
+    )?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={ttl}"
+    );
+    let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
+
+    let (events, history_unavailable) = match state
+        .history
+        .recent_events(&claims.conversation_id, HYDRATION_EVENTS)
+        .await
+    {
+        Ok((events, _source)) => (events, false),
+        Err(e) => {
+            tracing::warn!(request_id = %ctx.request_id, conversation_id = %claims.conversation_id, error = %e, "history unavailable while redeeming a resume link; answering without it");
+            (Vec::new(), true)
+        }
+    };
+    let mut response = json_response(
+        StatusCode::OK,
+        &RedeemedBody {
+            conversation_id: &claims.conversation_id,
+            events,
+            realtime: state.config.realtime_enabled,
+            history_unavailable,
+        },
+    );
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Marks the link used, atomically: exactly one redeem of a `jti` ever gets `OK`.
+async fn consume(state: &ResumeState, claims: &ResumeClaims) -> Result<(), ApiError> {
+    let remaining = claims.expires_at.saturating_sub(unix_seconds());
+    let ttl = (remaining + USED_MARKER_MARGIN_SECONDS).to_string();
+    let key = state.used_key(&claims.jti);
+    match state
+        .redis
+        .command(&["SET", key.as_str(), "1", "NX", "EX", ttl.as_str()])
+        .await
+    {
+        Ok(Value::String(ok)) if ok == "OK" => Ok(()),
+        Ok(Value::Null) => Err(ApiError::unauthorized(
+            "resume_link_used",
+            "This resume link has already been used",
+        )),
+        Ok(other) => Err(link_store_unavailable(RedisError::Protocol(format!(
+            "SET NX answered {other}"
+        )))),
+        Err(e) => Err(link_store_unavailable(e)),
+    }
+}
+
+fn link_store_unavailable(err: RedisError) -> ApiError {
+    tracing::error!(error = %err, "cannot record resume link use; refusing the redeem");
+    ApiError::unavailable(
+        "resume_unavailable",
+        "Service temporarily unavailable, please retry",
+    )
+}
+
+/// The client's address as API Gateway saw it (never a forwarded header).
+fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        LambdaContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        LambdaContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+// --- polling -----------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct HistoryBody<'a> {
+    #[serde(rename = "conversationId")]
+    conversation_id: &'a str,
+    events: Vec<ChatEvent>,
+}
+
+async fn poll(
+    state: &ResumeState,
+    req: &Request,
+    ctx: &RequestContext,
+) -> Result<Response<Body>, ApiError> {
+    let caller = state.auth.authenticate(req.headers())?;
+    ctx.set_caller(caller.id_for_rate_limit());
+    let conversation_id = query_param(req, "conversationId")?
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "conversationId is required"))?;
+    let channel = ChannelName::conversation(&conversation_id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_identifier",
+            "conversationId must match ^[A-Za-z0-9_-]{1,128}$",
+        )
+    })?;
+    let limit = match query_param(req, "limit")? {
+        None => DEFAULT_POLL_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_POLL_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be an integer from 1 to {MAX_POLL_LIMIT}"),
+                )
+            })?,
+    };
+    if !caller.may_use(&channel) {
+        return Err(ApiError::forbidden(
+            "conversation_forbidden",
+            "conversation not allowed for this caller",
+        ));
+    }
+    let (events, _source) = state
+        .history
+        .recent_events(&conversation_id, limit)
+        .await
+        .map_err(|e| {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "history unavailable");
+            ApiError::unavailable(
+                "history_unavailable",
+                "History is temporarily unavailable, please retry",
+            )
+        })?;
+    Ok(json_response(
+        StatusCode::OK,
+        &HistoryBody {
+            conversation_id: &conversation_id,
+            events,
+        },
+    ))
+}
+
+// --- helpers -----------------------------------------------------------------------------
+
+/// A query parameter given at most once; empty counts as absent.
+fn query_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+    let values = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.all(name))
+        .unwrap_or_default();
+    match values.as_slice() {
+        [] => Ok(None),
+        [""] => Ok(None),
+        [value] => Ok(Some((*value).to_owned())),
+        _ => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be given once"),
+        )),
+    }
+}
+
+fn invalid_body(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_body", message)
+}
+
+/// Unix seconds as ISO-8601 UTC, e.g. `2026-11-22T03:04:05Z`.
+fn iso_seconds(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_bodies_are_told_apart_by_their_keys() {
+        assert_eq!(
+            ResumeBody::parse(br#"{"token":"t"}"#).unwrap(),
+            ResumeBody::Redeem { token: "t".into() }
+        );
+        assert_eq!(
+            ResumeBody::parse(br#"{"conversationId":"c","email":"a@b.co","extra":1}"#).unwrap(),
+            ResumeBody::Issue {
+                conversation_id: Some("c".into()),
+                email: Some("a@b.co".into())
+            }
+        );
+        assert_eq!(
+            ResumeBody::parse(b" ").unwrap(),
+            ResumeBody::Issue {
+                conversation_id: None,
+                email: None
+            }
+        );
+        for bad in [
+            &br#"{"token":"t","conversationId":"c"}"#[..],
+            br#"{"token":1}"#,
+            br#"["token"]"#,
+            b"{",
+        ] {
+            assert_eq!(ResumeBody::parse(bad).unwrap_err().status(), 400);
+        }
+    }
+
+    #[test]
+    fn expiry_is_iso_8601_utc() {
+        assert_eq!(iso_seconds(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
 }

@@ -13,6 +13,7 @@ mod proxy;
 mod publish;
 mod ratelimit;
 mod redis_client;
+mod resume;
 mod stats;
 mod token;
 mod wiring;

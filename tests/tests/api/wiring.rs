@@ -5,7 +5,7 @@ use chat_core::handlers::{events, publish, resume, stats, token};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use crate::helpers::{api_request, body_json, env_with, header};
+use crate::helpers::{api_request, body_json, env_with, header, unique};
 
 const ORIGIN: &str = "http://localhost:3000";
 
@@ -25,8 +25,10 @@ async fn call(function: &str, req: Request) -> Response<Body> {
 }
 
 async fn call_with(function: &str, req: Request, overrides: &[(&str, &str)]) -> Response<Body> {
+    // A fresh key prefix per call, so rate limits never carry over between runs.
+    let prefix = format!("{}:", unique("wiring"));
     let env = || {
-        let mut all = vec![("CORS_ORIGIN", ORIGIN)];
+        let mut all = vec![("CORS_ORIGIN", ORIGIN), ("REDIS_KEY_PREFIX", prefix.as_str())];
         all.extend_from_slice(overrides);
         env_with(&all)
     };
