@@ -216,7 +216,7 @@ fn from_ip(mut req: Request, ip: &str) -> Request {
 }
 
 #[tokio::test]
-async fn issue_then_redeem_sets_a_session_cookie_that_ably_token_accepts() {
+async fn issue_then_redeem_sets_a_session_cookie_that_token_and_publish_accept() {
     let r = Resume::new().await;
     let auth = format!("Bearer {}", bearer("broker-1", "broker", &[]));
     // The link is built from PUBLIC_APP_URL, whatever Host the request claims.
@@ -308,6 +308,46 @@ async fn issue_then_redeem_sets_a_session_cookie_that_ably_token_accepts() {
             .status(),
         403
     );
+
+    // And ably-publish lets it publish in its own conversation only.
+    let ably_mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(
+            "/channels/conversation%3Aconv-r1/messages",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(201))
+        .expect(1)
+        .mount(&ably_mock)
+        .await;
+    let publish = {
+        use chat_core::handlers::publish::{PublishConfig, PublishState};
+        let uri = ably_mock.uri();
+        let prefix = format!("{}:", crate::helpers::unique("pub"));
+        PublishState::new(
+            PublishConfig::load(crate::helpers::env_with(&[
+                ("ABLY_REST_URL", uri.as_str()),
+                ("REDIS_KEY_PREFIX", prefix.as_str()),
+            ]))
+            .unwrap(),
+        )
+    };
+    for (channel, expected) in [
+        ("conversation:conv-r1", 200),
+        ("conversation:conv-other", 403),
+    ] {
+        let body =
+            json!({"channelName": channel, "eventName": "message:user", "data": {"text": "hi"}})
+                .to_string();
+        let req = crate::helpers::api_request(
+            "POST",
+            "/api/ably/publish",
+            &[("cookie", &pair)],
+            Some(&body),
+        );
+        let res = chat_core::handlers::publish::handle(&publish, req).await;
+        assert_eq!(res.status(), expected, "{channel}: {:?}", body_json(&res));
+    }
+    ably_mock.verify().await;
 }
 
 #[tokio::test]

@@ -28,7 +28,10 @@ async fn call_with(function: &str, req: Request, overrides: &[(&str, &str)]) -> 
     // A fresh key prefix per call, so rate limits never carry over between runs.
     let prefix = format!("{}:", unique("wiring"));
     let env = || {
-        let mut all = vec![("CORS_ORIGIN", ORIGIN), ("REDIS_KEY_PREFIX", prefix.as_str())];
+        let mut all = vec![
+            ("CORS_ORIGIN", ORIGIN),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ];
         all.extend_from_slice(overrides);
         env_with(&all)
     };
