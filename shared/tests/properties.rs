@@ -112,3 +112,100 @@ proptest! {
         prop_assert_eq!(parse(&bytes).unwrap(), batch);
     }
 }
+
+mod ownership {
+    use chat_core::auth::{Caller, Role};
+    use chat_core::channels::{may_publish, Capability, ChannelName};
+    use proptest::prelude::*;
+
+    /// Ably's resource matching: an exact name, or a `prefix*` wildcard.
+    fn covers(resource: &str, channel: &str) -> bool {
+        match resource.strip_suffix('*') {
+            Some(prefix) => channel.starts_with(prefix),
+            None => resource == channel,
+        }
+    }
+
+    fn id() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_-]{1,12}"
+    }
+
+    /// A customer (bearer JWT) or a chat session.
+    fn caller() -> impl Strategy<Value = Caller> {
+        prop_oneof![
+            (id(), prop::collection::vec(id(), 0..4)).prop_map(|(user_id, conversations)| {
+                Caller::User {
+                    user_id,
+                    role: Role::Customer,
+                    conversations,
+                }
+            }),
+            id().prop_map(|conversation_id| Caller::Session {
+                conversation_id,
+                email: "someone@example.com".into(),
+            }),
+        ]
+    }
+
+    /// Every channel `owner` owns, with a sample contact for the sms family.
+    fn channels_of(owner: &Caller, contact: &str) -> Vec<String> {
+        match owner {
+            Caller::User {
+                user_id,
+                conversations,
+                ..
+            } => {
+                let mut v: Vec<String> = conversations
+                    .iter()
+                    .map(|c| format!("conversation:{c}"))
+                    .collect();
+                v.push(format!("sms:{user_id}:{contact}"));
+                v.push(format!("contacts:{user_id}"));
+                v.push(format!("notifications:{user_id}"));
+                v
+            }
+            Caller::Session {
+                conversation_id, ..
+            } => vec![format!("conversation:{conversation_id}")],
+        }
+    }
+
+    fn shares_identity(a: &Caller, b: &Caller) -> bool {
+        let convs = |c: &Caller| match c {
+            Caller::User { conversations, .. } => conversations.clone(),
+            Caller::Session {
+                conversation_id, ..
+            } => vec![conversation_id.clone()],
+        };
+        let user = |c: &Caller| match c {
+            Caller::User { user_id, .. } => Some(user_id.clone()),
+            Caller::Session { .. } => None,
+        };
+        (user(a).is_some() && user(a) == user(b)) || convs(a).iter().any(|c| convs(b).contains(c))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_decision_for_a_covers_a_channel_of_b(a in caller(), b in caller(), contact in id()) {
+            prop_assume!(!shares_identity(&a, &b));
+            let capability = Capability::for_caller(&a);
+            for name in channels_of(&b, &contact) {
+                let channel = ChannelName::parse(&name).expect("valid channel");
+                prop_assert!(!a.may_use(&channel), "{a:?} may use {name}");
+                prop_assert!(may_publish(&a, &channel, "message:user").is_err());
+                prop_assert!(Capability::for_channel(&a, &channel).is_err());
+                for resource in capability.resources() {
+                    prop_assert!(!covers(resource, &name), "{resource} of {a:?} covers {name}");
+                }
+            }
+            // And A's own channels are A's.
+            for name in channels_of(&a, &contact) {
+                let channel = ChannelName::parse(&name).expect("valid channel");
+                prop_assert!(a.may_use(&channel), "{a:?} may not use its own {name}");
+                prop_assert!(capability.resources().any(|r| covers(r, &name)), "{name} missing");
+            }
+        }
+    }
+}
