@@ -9,6 +9,7 @@ mod config;
 mod dynamo;
 mod events;
 mod helpers;
+mod openapi;
 mod proxy;
 mod publish;
 mod ratelimit;
