@@ -180,7 +180,7 @@ impl RawOptions {
         };
         let ttl_seconds = match map.get("ttlSeconds") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(invalid_ttl)?),
+            Some(Value::Number(n)) => Some(whole_number(n).ok_or_else(invalid_ttl)?),
             Some(_) => return Err(invalid_ttl()),
         };
         Ok(RawOptions {
@@ -240,6 +240,16 @@ impl RawOptions {
             ttl,
         })
     }
+}
+
+/// A non-negative number without a fraction, however it is written (`60`, `60.0`, `6e1`):
+/// JSON Schema's `integer`, which is what openapi.yaml promises.
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        let f = n.as_f64()?;
+        // 2^53: beyond it a float no longer names one integer; ttls are far below anyway.
+        (f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f)).then_some(f as u64)
+    })
 }
 
 fn form_decode(text: &str) -> Result<String, ApiError> {

@@ -10,6 +10,7 @@ mod dynamo;
 mod events;
 mod helpers;
 mod idempotence;
+mod openapi;
 mod proxy;
 mod publish;
 mod ratelimit;

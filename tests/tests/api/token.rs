@@ -291,6 +291,9 @@ async fn ttl_is_chosen_within_a_day_and_the_body_is_optional() {
         ),
         ("", 3_600_000),
         ("  ", 3_600_000),
+        // Integers in JSON Schema's sense (and openapi.yaml's): a number with no fraction.
+        (r#"{"ttlSeconds": 60.0}"#, 60_000),
+        (r#"{"ttlSeconds": 6e1}"#, 60_000),
     ] {
         let response = post_token_as(&state, &customer, body).await;
         assert_eq!(response.status(), 200, "{body:?}");
