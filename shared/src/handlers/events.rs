@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::http::{deadline, json_response, serve, RequestContext, Route, Service};
 use crate::metrics::{self, Metric};
 use crate::redis::RedisClient;
-use crate::store::{ContextLoader, EventArchive, EventCache, Keys};
+use crate::store::{self, ContextLoader, EventArchive, EventCache, Keys};
 use crate::webhook::{self, signature, PayloadError};
 
 pub const SERVICE: Service = Service {
@@ -197,7 +197,7 @@ async fn mirror(
     ctx.set_caller(format!("ably:{}", key_name.unwrap_or("-")));
 
     let now = chrono::Utc::now();
-    let batch = match webhook::parse(body) {
+    let mut batch = match webhook::parse(body) {
         Ok(batch) => batch,
         Err(PayloadError::TooLarge(n)) => {
             return Err(ApiError::payload_too_large(
@@ -210,6 +210,19 @@ async fn mirror(
         }
         Err(err) => return Err(dead_letter(state, body, &err, now.timestamp()).await),
     };
+    // An event DynamoDB cannot hold would fail every redelivery of the whole batch.
+    let skipped = &mut batch.skipped;
+    let mut index = 0;
+    batch.events.retain(|event| {
+        index += 1;
+        match store::unstorable(event) {
+            Some(reason) => {
+                skipped.push(format!("event {}: {reason}", index - 1));
+                false
+            }
+            None => true,
+        }
+    });
     tally.received = batch.events.len();
     tally.skipped = batch.skipped.len();
 

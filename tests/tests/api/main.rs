@@ -9,4 +9,5 @@ mod events;
 mod helpers;
 mod proxy;
 mod redis_client;
+mod unstorable_events;
 mod wiring;
