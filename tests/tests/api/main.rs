@@ -6,6 +6,7 @@ mod analytics;
 mod config;
 mod dynamo;
 mod events;
+mod faults;
 mod helpers;
 mod proxy;
 mod redis_client;
