@@ -212,12 +212,11 @@ impl Rig {
         }
     }
 
-    /// Delivers a signed batch as Ably does and checks the call kept to its budget and
-    /// answered as the status policy allows.
-    async fn deliver(&self, batch: &Batch, budget: Budget) -> Delivery {
-        let signature = sign(SECRET, &batch.body);
+    /// Posts a signed body as Ably does and checks the call kept to its budget.
+    async fn call(&self, body: &[u8], budget: Budget) -> (u16, Value) {
+        let signature = sign(SECRET, body);
         let mut req = signed_request(
-            &batch.body,
+            body,
             &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
         );
         if let Budget::Lambda(left) = budget {
@@ -232,11 +231,15 @@ impl Rig {
         let elapsed = started.elapsed();
         assert!(
             elapsed <= budget.limit() + SLACK,
-            "a delivery took {elapsed:?}, over its budget of {:?}",
+            "a call took {elapsed:?}, over its budget of {:?}",
             budget.limit()
         );
-        let status = res.status().as_u16();
-        let receipt = body_json(&res);
+        (res.status().as_u16(), body_json(&res))
+    }
+
+    /// Delivers a batch and checks the answer is one the status policy allows.
+    async fn deliver(&self, batch: &Batch, budget: Budget) -> Delivery {
+        let (status, receipt) = self.call(&batch.body, budget).await;
         match status {
             200 => assert_eq!(receipt["stored"].as_u64(), Some(batch.events.len() as u64)),
             503 => assert_eq!(receipt["code"], "storage_unavailable"),
@@ -278,7 +281,8 @@ impl Rig {
             found.extend(
                 page.items()
                     .iter()
-                    .map(|item| (s(item, "conversation_id"), s(item, "id"))),
+                    .map(|item| (s(item, "conversation_id"), s(item, "id")))
+                    .filter(|(conversation, _)| conversation != "_dead_letter"),
             );
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -313,7 +317,15 @@ impl Rig {
         let mut expected: Vec<(String, String)> =
             batches.iter().flat_map(|b| b.events.clone()).collect();
         expected.sort();
-        assert_eq!(archived.len(), expected.len(), "events in dynamodb");
+        let missing: Vec<_> = expected.iter().filter(|e| !archived.contains(e)).collect();
+        let extra: Vec<_> = archived.iter().filter(|e| !expected.contains(e)).collect();
+        let mut distinct = archived.clone();
+        distinct.dedup();
+        assert_eq!(
+            (archived.len(), distinct.len(), missing.len()),
+            (expected.len(), expected.len(), 0),
+            "events in dynamodb (all, distinct, missing); missing {missing:?}, extra {extra:?}"
+        );
         assert!(
             archived == expected,
             "dynamodb holds other events than sent"
@@ -477,7 +489,7 @@ async fn store_latency_is_absorbed_within_the_budget_or_refused_before_the_deadl
     let dynamo = stack_var("AWS_ENDPOINT_URL_DYNAMODB");
     let slow_dynamo = FaultProxy::start(socket_addr(&dynamo)).await;
     let rig = Rig::new(&slow_redis.url(), &rest.url, &slow_dynamo.url(), &dynamo).await;
-    let all = batches("latency", 6, 60, 3);
+    let all = batches("latency", 8, 60, 3);
     let short = Budget::Lambda(Duration::from_secs(3));
 
     // 1 s each way: every store round trip takes 2 s.
@@ -492,7 +504,24 @@ async fn store_latency_is_absorbed_within_the_budget_or_refused_before_the_deadl
     for delivery in rig.deliver_all(&all[4..6], short).await {
         assert_eq!(delivery.status, 503);
     }
+    // A signed body that does not parse is answered 400 in time, even if it could not be
+    // kept as a dead letter before the deadline.
+    let (status, answer) = rig.call(b"not json", short).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("invalid_payload"))
+    );
 
+    // Invoked with 3 s left, Redis 6 s away: DynamoDB has everything, so the answer is a
+    // 200 before the Lambda deadline, not a Lambda timeout while waiting for the cache.
+    slow_redis.set(Fault::Latency(Duration::from_secs(3)));
+    slow_dynamo.set(Fault::Pass);
+    for delivery in rig.deliver_all(&all[6..8], short).await {
+        assert_eq!(delivery.status, 200);
+        assert_eq!(delivery.receipt["cache"], "unavailable");
+    }
+
+    slow_redis.set(Fault::Pass);
     slow_dynamo.set(Fault::Pass);
     for batch in &all[4..6] {
         rig.deliver_until_stored(batch, Budget::Default).await;
