@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 use crate::redis::{RedisClient, RedisError};
-use crate::webhook::ChatEvent;
+use crate::webhook::{ChatEvent, WebhookBatch};
 
 /// BatchWriteItem takes at most 25 items.
 pub const DYNAMO_BATCH_SIZE: usize = 25;
@@ -527,6 +527,22 @@ pub fn unstorable(event: &ChatEvent) -> Option<&'static str> {
         return Some("event larger than a DynamoDB item");
     }
     None
+}
+
+/// Moves the events DynamoDB could not hold out of `batch`, into its skipped reasons.
+pub fn skip_unstorable(batch: &mut WebhookBatch) {
+    let skipped = &mut batch.skipped;
+    let mut index = 0;
+    batch.events.retain(|event| {
+        index += 1;
+        match unstorable(event) {
+            Some(reason) => {
+                skipped.push(format!("event {}: {reason}", index - 1));
+                false
+            }
+            None => true,
+        }
+    });
 }
 
 /// The size DynamoDB counts for the item [`event_item`] builds (attribute names plus

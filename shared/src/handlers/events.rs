@@ -213,18 +213,7 @@ async fn mirror(
         Err(err) => return Err(dead_letter(state, body, &err, now.timestamp(), until).await),
     };
     // An event DynamoDB cannot hold would fail every redelivery of the whole batch.
-    let skipped = &mut batch.skipped;
-    let mut index = 0;
-    batch.events.retain(|event| {
-        index += 1;
-        match store::unstorable(event) {
-            Some(reason) => {
-                skipped.push(format!("event {}: {reason}", index - 1));
-                false
-            }
-            None => true,
-        }
-    });
+    store::skip_unstorable(&mut batch);
     tally.received = batch.events.len();
     tally.skipped = batch.skipped.len();
 
