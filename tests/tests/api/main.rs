@@ -8,6 +8,7 @@ mod dynamo;
 mod events;
 mod faults;
 mod helpers;
+mod load;
 mod proxy;
 mod redis_client;
 mod unstorable_events;
