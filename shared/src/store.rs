@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 use crate::redis::{RedisClient, RedisError};
-use crate::webhook::ChatEvent;
+use crate::webhook::{ChatEvent, WebhookBatch};
 
 /// BatchWriteItem takes at most 25 items.
 pub const DYNAMO_BATCH_SIZE: usize = 25;
@@ -500,6 +500,96 @@ fn event_item(
     item
 }
 
+/// DynamoDB's limits on an archived event: partition keys (the table's and the `by_type`
+/// index's) of 1 to 2048 bytes, sort keys up to 1024 bytes, items up to 400 KB.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Why DynamoDB could not hold `event`, if it could not. Such an event would make its
+/// whole `BatchWriteItem` chunk fail on every redelivery (and with it the batch, until
+/// Ably gives up), so the handler skips it and reports it instead.
+pub fn unstorable(event: &ChatEvent) -> Option<&'static str> {
+    if event.conversation_id.is_empty() {
+        return Some("no channel");
+    }
+    if event.conversation_id.len() > MAX_PARTITION_KEY_BYTES {
+        return Some("channel name longer than a DynamoDB key");
+    }
+    // The sort key is `{occurred_at}#{id}`.
+    if event.occurred_at.len() + 1 + event.id.len() > MAX_SORT_KEY_BYTES {
+        return Some("id longer than a DynamoDB key");
+    }
+    if event.event_type.is_empty() || event.event_type.len() > MAX_PARTITION_KEY_BYTES {
+        return Some("name longer than a DynamoDB key");
+    }
+    if item_bytes(event) > MAX_ITEM_BYTES {
+        return Some("event larger than a DynamoDB item");
+    }
+    None
+}
+
+/// Moves the events DynamoDB could not hold out of `batch`, into its skipped reasons.
+pub fn skip_unstorable(batch: &mut WebhookBatch) {
+    let skipped = &mut batch.skipped;
+    let mut index = 0;
+    batch.events.retain(|event| {
+        index += 1;
+        match unstorable(event) {
+            Some(reason) => {
+                skipped.push(format!("event {}: {reason}", index - 1));
+                false
+            }
+            None => true,
+        }
+    });
+}
+
+/// The size DynamoDB counts for the item [`event_item`] builds (attribute names plus
+/// values), rounded up where DynamoDB's own rule is approximate.
+fn item_bytes(event: &ChatEvent) -> usize {
+    let text = |name: &str, value: &str| name.len() + value.len();
+    let mut size = text(PARTITION_KEY, &event.conversation_id)
+        + text(SORT_KEY, &event.occurred_at)
+        + 1
+        + event.id.len()
+        + text("id", &event.id)
+        + text("event_type", &event.event_type)
+        + text("channel", &event.channel)
+        + text("occurred_at", &event.occurred_at)
+        + TTL_ATTRIBUTE.len()
+        + 21;
+    if let Some(client_id) = &event.client_id {
+        size += text("client_id", client_id);
+    }
+    if let Some(encoding) = &event.encoding {
+        size += text("encoding", encoding);
+    }
+    size += if fits_dynamo(&event.payload, 0) {
+        "payload".len() + attribute_bytes(&event.payload)
+    } else {
+        "payload_json".len() + event.payload.to_string().len()
+    };
+    size
+}
+
+/// DynamoDB's size of a value: strings their UTF-8 length, numbers at most 21 bytes,
+/// lists and maps 3 bytes plus 1 per element (and the names of map entries).
+fn attribute_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Number(_) => 21,
+        Value::String(s) => s.len(),
+        Value::Array(items) => 3 + items.iter().map(|v| 1 + attribute_bytes(v)).sum::<usize>(),
+        Value::Object(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + attribute_bytes(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// DynamoDB nests at most 32 levels and holds numbers up to 38 digits / 1E+126.
 fn fits_dynamo(value: &Value, depth: usize) -> bool {
     match value {
@@ -645,6 +735,91 @@ mod tests {
         let value =
             json!({"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "big": 18446744073709551615u64});
         assert_eq!(attr_to_json(&json_to_attr(&value)), value);
+    }
+
+    #[test]
+    fn events_at_dynamodbs_limits_are_storable_and_past_them_are_not() {
+        let event = |conversation: &str, id: &str, name: &str, payload: Value| ChatEvent {
+            id: id.into(),
+            conversation_id: conversation.into(),
+            channel: format!("conversation:{conversation}"),
+            event_type: name.into(),
+            client_id: None,
+            payload,
+            occurred_at: "2023-11-14T22:13:20.000Z".into(),
+            encoding: None,
+        };
+        let longest_id = "i".repeat(MAX_SORT_KEY_BYTES - 25);
+        let key = "k".repeat(MAX_PARTITION_KEY_BYTES);
+        for ok in [
+            event("c", "1", "m", json!({"a": [1, "b"]})),
+            event(&key, &longest_id, &key, json!("x".repeat(390 * 1024))),
+        ] {
+            assert_eq!(unstorable(&ok), None);
+        }
+        for (bad, reason) in [
+            (event("", "1", "m", json!(1)), "no channel"),
+            (
+                event(&format!("{key}k"), "1", "m", json!(1)),
+                "channel name longer than a DynamoDB key",
+            ),
+            (
+                event("c", &format!("{longest_id}i"), "m", json!(1)),
+                "id longer than a DynamoDB key",
+            ),
+            (
+                event("c", "1", &format!("{key}k"), json!(1)),
+                "name longer than a DynamoDB key",
+            ),
+            (
+                event("c", "1", "m", json!("x".repeat(MAX_ITEM_BYTES))),
+                "event larger than a DynamoDB item",
+            ),
+            // Kept as JSON text (too deep for a map): its text length counts.
+            (
+                event(
+                    "c",
+                    "1",
+                    "m",
+                    json!({"deep": nested(40), "s": "\u{1}".repeat(70_000)}),
+                ),
+                "event larger than a DynamoDB item",
+            ),
+        ] {
+            assert_eq!(unstorable(&bad), Some(reason));
+        }
+    }
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |v, _| json!([v]))
+    }
+
+    #[test]
+    fn an_event_reads_back_the_same_from_the_cache_and_from_the_archive() {
+        // Floats whose shortest text serde_json once parsed back one ulp off.
+        let body = json!({"channel": "conversation:f", "name": "m", "timestamp": 1, "id": "f-1",
+            "encoding": "json",
+            "data": format!(r#"{{"a": {}, "b": [0.1, 1e-7, 123456.789e3]}}"#, "2".repeat(83))})
+        .to_string();
+        let batch = crate::webhook::parse(format!(r#"{{"items":[{body}]}}"#).as_bytes()).unwrap();
+        let event = &batch.events[0];
+        assert!(event.payload["a"].is_f64());
+
+        let cached: ChatEvent =
+            serde_json::from_str(&serde_json::to_string(event).unwrap()).unwrap();
+        assert_eq!(&cached, event, "cache round trip");
+
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let archive = EventArchive {
+            client: aws_sdk_dynamodb::Client::from_conf(config),
+            table: "t".into(),
+            retention_days: 1,
+        };
+        let requests = archive.write_requests(std::slice::from_ref(event), 0);
+        let item = requests[0].put_request().unwrap().item();
+        assert_eq!(item_event(item).as_ref(), Some(event), "archive round trip");
     }
 
     #[test]

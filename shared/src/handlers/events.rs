@@ -17,8 +17,8 @@ use crate::config::{ConfigError, Env, HttpConfig, RedisConfig, RetentionConfig, 
 use crate::error::ApiError;
 use crate::http::{deadline, json_response, serve, RequestContext, Route, Service};
 use crate::metrics::{self, Metric};
-use crate::redis::RedisClient;
-use crate::store::{ContextLoader, EventArchive, EventCache, Keys};
+use crate::redis::{RedisClient, RedisError};
+use crate::store::{self, ArchiveError, ContextLoader, EventArchive, EventCache, Keys};
 use crate::webhook::{self, signature, PayloadError};
 
 pub const SERVICE: Service = Service {
@@ -196,8 +196,10 @@ async fn mirror(
     }
     ctx.set_caller(format!("ably:{}", key_name.unwrap_or("-")));
 
+    // Every store call ends by then, so the answer beats the Lambda timeout.
+    let until = deadline(req, ANSWER_MARGIN, DEFAULT_BUDGET);
     let now = chrono::Utc::now();
-    let batch = match webhook::parse(body) {
+    let mut batch = match webhook::parse(body) {
         Ok(batch) => batch,
         Err(PayloadError::TooLarge(n)) => {
             return Err(ApiError::payload_too_large(
@@ -208,18 +210,23 @@ async fn mirror(
                 ),
             ));
         }
-        Err(err) => return Err(dead_letter(state, body, &err, now.timestamp()).await),
+        Err(err) => return Err(dead_letter(state, body, &err, now.timestamp(), until).await),
     };
+    // An event DynamoDB cannot hold would fail every redelivery of the whole batch.
+    store::skip_unstorable(&mut batch);
     tally.received = batch.events.len();
     tally.skipped = batch.skipped.len();
 
-    let until = deadline(req, ANSWER_MARGIN, DEFAULT_BUDGET);
     let (cached, archived) = tokio::join!(
-        state
-            .cache
-            .mirror(&batch.events, batch.lifecycle, now.timestamp_millis()),
+        tokio::time::timeout_at(
+            until.into(),
+            state
+                .cache
+                .mirror(&batch.events, batch.lifecycle, now.timestamp_millis()),
+        ),
         state.archive.put_all(&batch.events, now.timestamp(), until),
     );
+    let cached = cached.unwrap_or_else(|_| Err(RedisError::Unavailable("timed out".into())));
 
     let cache = match cached {
         Ok(outcome) => {
@@ -264,13 +271,16 @@ async fn dead_letter(
     body: &[u8],
     err: &PayloadError,
     now_secs: i64,
+    until: Instant,
 ) -> ApiError {
     let sha = hex::encode(Sha256::digest(body));
-    match state
-        .archive
-        .dead_letter(body, &err.to_string(), now_secs)
-        .await
-    {
+    let kept = tokio::time::timeout_at(
+        until.into(),
+        state.archive.dead_letter(body, &err.to_string(), now_secs),
+    )
+    .await
+    .unwrap_or(Err(ArchiveError::Timeout));
+    match kept {
         Ok(_) => {
             tracing::warn!(sha256 = %sha, bytes = body.len(), reason = %err, "unparseable webhook kept as dead letter")
         }

@@ -535,10 +535,15 @@ enum Decoded {
 /// Applies the `encoding` chain right to left (`json`, `base64`, `utf-8`). Stops at the
 /// first step it cannot apply and returns the data as it was then, with the steps left.
 pub fn decode_data(data: Value, encoding: Option<&str>) -> (Value, Option<String>) {
-    let Some(encoding) = encoding.filter(|e| !e.is_empty()) else {
+    // An empty step (`/utf-8`, `json//base64`) is no transformation.
+    let steps: Vec<&str> = encoding
+        .unwrap_or_default()
+        .split('/')
+        .filter(|step| !step.is_empty())
+        .collect();
+    if steps.is_empty() {
         return (data, None);
-    };
-    let steps: Vec<&str> = encoding.split('/').collect();
+    }
     let mut current = Decoded::Json(data);
     let mut remaining = steps.len();
     while remaining > 0 {
@@ -718,6 +723,25 @@ mod tests {
         assert_eq!(
             decode_data(json!("plain"), Some("utf-8")),
             (json!("plain"), None)
+        );
+    }
+
+    #[test]
+    fn empty_encoding_steps_are_no_steps() {
+        // Found by fuzzing: "/utf8" left the event with an empty leftover encoding.
+        assert_eq!(
+            decode_data(json!("r32;"), Some("/utf8")),
+            (json!("r32;"), None)
+        );
+        assert_eq!(decode_data(json!("x"), Some("//")), (json!("x"), None));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(r#"{"a":1}"#);
+        assert_eq!(
+            decode_data(json!(b64), Some("json//base64/")),
+            (json!({"a": 1}), None)
+        );
+        assert_eq!(
+            decode_data(json!("x"), Some("cipher//utf-8")),
+            (json!("x"), Some("cipher".into()))
         );
     }
 
