@@ -84,23 +84,7 @@ impl Harness {
 
     /// Every item in the table.
     pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            items.extend(page.items().iter().cloned());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return items,
-            }
-        }
+        crate::helpers::scan_table(&self.dynamo, &self.table).await
     }
 
     pub async fn chat_items(&self) -> Vec<HashMap<String, AttributeValue>> {

@@ -267,28 +267,12 @@ impl Rig {
 
     /// Every event id in the table, as many times as it is there.
     async fn archived(&self) -> Vec<(String, String)> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            found.extend(
-                page.items()
-                    .iter()
-                    .map(|item| (s(item, "conversation_id"), s(item, "id")))
-                    .filter(|(conversation, _)| conversation != "_dead_letter"),
-            );
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return found,
-            }
-        }
+        crate::helpers::scan_table(&self.dynamo, &self.table)
+            .await
+            .iter()
+            .map(|item| (s(item, "conversation_id"), s(item, "id")))
+            .filter(|(conversation, _)| conversation != "_dead_letter")
+            .collect()
     }
 
     /// The ids in a conversation's cache list, newest first.
