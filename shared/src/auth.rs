@@ -350,7 +350,8 @@ fn plausible_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-fn unix_seconds() -> u64 {
+/// Seconds since the Unix epoch (0 if the clock is before it), for token `iat`/`exp`.
+pub fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

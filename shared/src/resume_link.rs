@@ -6,14 +6,14 @@
 //! secret, no such audience) and chat sessions (audience `chat-session`) never pass.
 //! Single use is enforced by the caller, which consumes the `jti` in Redis.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{MAX_TOKEN_BYTES, RESUME_AUDIENCE};
+use crate::auth::{unix_seconds, MAX_TOKEN_BYTES, RESUME_AUDIENCE};
 use crate::config::Secret;
 use crate::email::EmailAddress;
 use crate::error::ApiError;
@@ -170,12 +170,6 @@ fn well_formed(claims: &IncomingClaims) -> bool {
 
 fn invalid_link() -> ApiError {
     ApiError::unauthorized("invalid_token", "Invalid resume link")
-}
-
-pub fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

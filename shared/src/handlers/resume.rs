@@ -25,6 +25,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::auth::unix_seconds;
 use crate::auth::{issue_session_token, Authenticator, Caller, SESSION_COOKIE};
 use crate::channels::ChannelName;
 use crate::config::{
@@ -37,7 +38,7 @@ use crate::ids::identifier;
 use crate::mail::{LogMailSender, MailSender, ResumeLinkMail};
 use crate::ratelimit::{FailurePolicy, RateLimiter};
 use crate::redis::{RedisClient, RedisError};
-use crate::resume_link::{unix_seconds, ResumeClaims, ResumeLinks};
+use crate::resume_link::{ResumeClaims, ResumeLinks};
 use crate::store::{ContextLoader, EventArchive, EventCache, Keys};
 use crate::webhook::ChatEvent;
 
