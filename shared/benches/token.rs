@@ -1,4 +1,5 @@
-//! Hot paths of `POST /api/ably/token`: signing a TokenRequest and verifying a bearer JWT.
+//! Hot paths of `POST /api/ably/token`: signing a TokenRequest, building the capability
+//! and verifying a bearer JWT.
 //!
 //! cargo bench -p chat-core --bench token -- --warm-up-time 1 --measurement-time 3
 
@@ -63,6 +64,22 @@ fn token_request(c: &mut Criterion) {
     });
 }
 
+/// The capability alone: every channel the caller owns, as canonical JSON.
+fn capability(c: &mut Criterion) {
+    let customer = customer();
+    let staff = Caller::User {
+        user_id: "broker-7".into(),
+        role: Role::Broker,
+        conversations: Vec::new(),
+    };
+    c.bench_function("capability_customer", |b| {
+        b.iter(|| Capability::for_caller(black_box(&customer)).to_json())
+    });
+    c.bench_function("capability_broker", |b| {
+        b.iter(|| Capability::for_caller(black_box(&staff)).to_json())
+    });
+}
+
 fn bearer_verification(c: &mut Criterion) {
     let auth = Authenticator::new(
         &JwtConfig {
@@ -89,5 +106,5 @@ fn bearer_verification(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, token_request, bearer_verification);
+criterion_group!(benches, token_request, capability, bearer_verification);
 criterion_main!(benches);

@@ -19,15 +19,10 @@ fn batched_body(n: usize) -> Vec<u8> {
         .map(|item| {
             let messages: Vec<_> = (item * 10..((item + 1) * 10).min(n))
                 .map(|i| {
-                    json!({
-                        "id": format!("conn{item}:{i}:0"),
-                        "clientId": "customer-conv-42",
-                        "connectionId": format!("conn{item}"),
-                        "timestamp": 1_763_000_000_000i64 + i as i64,
-                        "name": "message:user",
-                        "data": format!(r#"{{"text":"message number {i} from the customer","locale":"en"}}"#),
-                        "encoding": "json"
-                    })
+                    let mut m = message(i);
+                    m["id"] = json!(format!("conn{item}:{i}:0"));
+                    m["connectionId"] = json!(format!("conn{item}"));
+                    m
                 })
                 .collect();
             json!({
@@ -38,6 +33,51 @@ fn batched_body(n: usize) -> Vec<u8> {
         })
         .collect();
     json!({ "items": items }).to_string().into_bytes()
+}
+
+fn message(i: usize) -> serde_json::Value {
+    json!({
+        "id": format!("conn:{i}:0"),
+        "clientId": "customer-conv-42",
+        "connectionId": "conn",
+        "timestamp": 1_763_000_000_000i64 + i as i64,
+        "name": "message:user",
+        "data": format!(r#"{{"text":"message number {i} from the customer","locale":"en"}}"#),
+        "encoding": "json"
+    })
+}
+
+/// The other shapes Ably sends, `n` entries each: one enveloped message delivery, the
+/// seed's flat items, and a batched presence delivery.
+fn other_shapes(n: usize) -> [(&'static str, Vec<u8>); 3] {
+    let enveloped = json!({
+        "source": "channel.message", "appId": "aBCdEf", "channel": "conversation:conv-42",
+        "site": "eu-central-1-A", "ruleId": "1-a2Bc",
+        "messages": (0..n).map(message).collect::<Vec<_>>()
+    });
+    let flat = json!({"items": (0..n).map(|i| json!({
+        "id": format!("flat-{i}"),
+        "name": "message:user",
+        "channel": "conversation:conv-42",
+        "clientId": "customer-conv-42",
+        "data": {"text": format!("message number {i} from the customer"), "locale": "en"},
+        "timestamp": 1_763_000_000_000i64 + i as i64
+    })).collect::<Vec<_>>()});
+    let presence = json!({"items": [{
+        "webhookId": "ABcDEf", "source": "channel.presence", "serial": "s:0",
+        "timestamp": 1_763_000_000_000i64, "name": "presence.message",
+        "data": {"channelId": "conversation:conv-42", "site": "eu-west-1-A",
+            "presence": (0..n).map(|i| json!({
+                "id": format!("conn:{i}:0"), "clientId": format!("agent-{i}"),
+                "connectionId": "conn", "timestamp": 1_763_000_000_000i64 + i as i64,
+                "action": 2, "data": {"status": "available"}
+            })).collect::<Vec<_>>()}
+    }]});
+    [
+        ("enveloped", enveloped.to_string().into_bytes()),
+        ("flat_items", flat.to_string().into_bytes()),
+        ("batched_presence", presence.to_string().into_bytes()),
+    ]
 }
 
 fn bench(c: &mut Criterion) {
@@ -103,6 +143,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| archive.write_requests(black_box(&batch.events), 1))
     });
     parts.finish();
+
+    // Normalisation alone (parse, decode `data`, normalise), per payload shape.
+    let mut shapes = c.benchmark_group("normalise_100");
+    shapes.throughput(Throughput::Elements(100));
+    let batched = batched_body(100);
+    shapes.bench_function("batched_messages", |b| {
+        b.iter(|| parse(black_box(&batched)))
+    });
+    for (name, body) in other_shapes(100) {
+        assert_eq!(
+            parse(&body).map(|batch| batch.events.len()).ok(),
+            Some(100),
+            "{name}"
+        );
+        shapes.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
+            b.iter(|| parse(black_box(body)))
+        });
+    }
+    shapes.finish();
 }
 
 criterion_group!(benches, bench);

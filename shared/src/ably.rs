@@ -127,14 +127,14 @@ impl Default for FallbackHosts {
 
 /// One message to publish. `data` is any serialisable value (a `serde_json::Value` by default).
 #[derive(Debug, Clone, Copy)]
-pub struct OutboundMessage<'a, D = Value> {
+pub struct OutboundMessage<'a, D: ?Sized = Value> {
     pub name: &'a str,
     pub data: &'a D,
     pub client_id: Option<&'a str>,
     pub extras: Option<&'a Value>,
 }
 
-impl<'a, D> OutboundMessage<'a, D> {
+impl<'a, D: ?Sized> OutboundMessage<'a, D> {
     pub fn new(name: &'a str, data: &'a D) -> Self {
         OutboundMessage {
             name,
@@ -527,7 +527,7 @@ impl AblyClient {
     }
 
     /// Publishes with random message ids (`<random base>:<index>`).
-    pub async fn publish<D: Serialize>(
+    pub async fn publish<D: Serialize + ?Sized>(
         &self,
         channel: &str,
         messages: &[OutboundMessage<'_, D>],
@@ -540,7 +540,7 @@ impl AblyClient {
     /// Publishes `messages` in one request with ids `<id_base>:<index>`, retrying network
     /// errors, timeouts and 500-504 (on fallback hosts when available) until
     /// `deadline - deadline_margin`.
-    pub async fn publish_with_id_base<D: Serialize>(
+    pub async fn publish_with_id_base<D: Serialize + ?Sized>(
         &self,
         channel: &str,
         id_base: &str,
@@ -582,7 +582,7 @@ impl AblyClient {
 
     /// Publishes `sla:warning` or `sla:violation` with `details` as the data on
     /// `conversation:{conversation_id}`.
-    pub async fn publish_sla<D: Serialize>(
+    pub async fn publish_sla<D: Serialize + ?Sized>(
         &self,
         conversation_id: &str,
         level: SlaLevel,
@@ -599,7 +599,7 @@ impl AblyClient {
         .await
     }
 
-    async fn publish_to_conversation<D: Serialize>(
+    async fn publish_to_conversation<D: Serialize + ?Sized>(
         &self,
         conversation_id: &str,
         message: OutboundMessage<'_, D>,
@@ -804,7 +804,7 @@ fn classify(status: StatusCode, body: &[u8], secret: &str) -> Classified {
 
 /// Validates a publish and builds its path, message ids and JSON body once, for every
 /// attempt: `(path, ids, body)`.
-pub fn prepare_publish<D: Serialize>(
+pub fn prepare_publish<D: Serialize + ?Sized>(
     channel: &str,
     id_base: &str,
     messages: &[OutboundMessage<'_, D>],
@@ -827,7 +827,7 @@ pub fn prepare_publish<D: Serialize>(
 }
 
 #[derive(Serialize)]
-struct WireMessage<'a, D> {
+struct WireMessage<'a, D: ?Sized> {
     id: &'a str,
     name: &'a str,
     data: &'a D,
@@ -838,7 +838,7 @@ struct WireMessage<'a, D> {
 }
 
 /// One message as a JSON object, several as an array.
-fn encode_messages<D: Serialize>(
+fn encode_messages<D: Serialize + ?Sized>(
     messages: &[OutboundMessage<'_, D>],
     ids: &[String],
 ) -> Result<Bytes, AblyError> {

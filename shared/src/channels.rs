@@ -32,6 +32,9 @@ use crate::ids::is_identifier;
 /// The operations every granted resource carries, sorted (canonical order).
 pub const OPERATIONS: [&str; 4] = ["history", "presence", "publish", "subscribe"];
 
+/// [`OPERATIONS`] as the JSON array body every capability entry carries.
+const OPERATIONS_JSON: &str = r#""history","presence","publish","subscribe""#;
+
 /// The four kinds of channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -361,8 +364,8 @@ impl Capability {
     /// Canonical JSON: resources sorted, operations sorted, no whitespace. Resource names
     /// are built from identifiers, so nothing in them needs escaping.
     pub fn to_json(&self) -> String {
-        let ops = OPERATIONS.map(|op| format!("\"{op}\"")).join(",");
-        let mut out = String::with_capacity(self.resources.len() * (ops.len() + 40) + 2);
+        let mut out =
+            String::with_capacity(self.resources.len() * (OPERATIONS_JSON.len() + 40) + 2);
         out.push('{');
         for (i, resource) in self.resources.iter().enumerate() {
             if i > 0 {
@@ -371,7 +374,7 @@ impl Capability {
             out.push('"');
             out.push_str(resource);
             out.push_str("\":[");
-            out.push_str(&ops);
+            out.push_str(OPERATIONS_JSON);
             out.push(']');
         }
         out.push('}');
@@ -382,6 +385,12 @@ impl Capability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operations_json_lists_every_operation_in_order() {
+        let expected = serde_json::to_string(&OPERATIONS).unwrap();
+        assert_eq!(format!("[{OPERATIONS_JSON}]"), expected);
+    }
 
     fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
         Caller::User {

@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::HttpConfig;
 use crate::error::ApiError;
@@ -308,7 +308,7 @@ pub fn parse_json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError
 
 /// Parses JSON bytes into `T`: 400 `invalid_json` when it is not JSON, `invalid_body`
 /// (with serde's reason, truncated) when it does not have the expected shape.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",

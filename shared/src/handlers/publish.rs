@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ably::{message_id_base, AblyClient, OutboundMessage};
 use crate::auth::{Authenticator, Caller};
@@ -117,36 +117,39 @@ pub async fn handle(state: &PublishState, req: Request) -> Response<Body> {
     .await
 }
 
+/// The request body. `data` stays the caller's JSON text, borrowed from the body: it is
+/// checked for syntax while parsing and forwarded to Ably as it is, never built into a
+/// tree and serialised again.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PublishBody {
+struct PublishBody<'a> {
     channel_name: String,
     event_name: String,
     /// `Some` whenever the key is present, `null` included.
-    #[serde(default, deserialize_with = "present")]
-    data: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
     idempotency_key: Option<String>,
 }
 
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
-/// A publish request that passed every check.
+/// A publish request that passed every check; `data` borrows from the request body.
 #[derive(Debug)]
-pub struct ValidPublish {
+pub struct ValidPublish<'a> {
     pub channel: ChannelName,
     pub channel_name: String,
     pub event_name: String,
-    pub data: Value,
+    pub data: &'a RawValue,
     pub id_base: String,
     pub client_id: String,
 }
 
 /// Validates a publish body for `caller`: shapes and sizes (400/413), then ownership and
 /// the event rules (403). Pure, so it is benchmarked on its own.
-pub fn validate(caller: &Caller, body: &[u8]) -> Result<ValidPublish, ApiError> {
-    let body: PublishBody = parse_json(body)?;
+pub fn validate<'a>(caller: &Caller, body: &'a [u8]) -> Result<ValidPublish<'a>, ApiError> {
+    let body: PublishBody<'a> = parse_json(body)?;
     let data = body
         .data
         .ok_or_else(|| ApiError::bad_request("invalid_body", "data is required"))?;
@@ -158,13 +161,12 @@ pub fn validate(caller: &Caller, body: &[u8]) -> Result<ValidPublish, ApiError> 
         ));
     }
     let channel = ChannelName::parse(&body.channel_name)?;
-    let size = serde_json::to_vec(&data)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    // The bytes Ably receives: the JSON text of `data` exactly as the caller sent it.
+    let size = data.get().len();
     if size > MAX_DATA_BYTES {
         return Err(ApiError::payload_too_large(
             "data_too_large",
-            format!("data is {size} bytes serialised; at most {MAX_DATA_BYTES} are accepted"),
+            format!("data is {size} bytes of JSON; at most {MAX_DATA_BYTES} are accepted"),
         ));
     }
     may_publish(caller, &channel, &event_name)?;
@@ -219,7 +221,7 @@ async fn publish(
 
     let until = deadline(&req, Duration::ZERO, DEFAULT_BUDGET);
     let message =
-        OutboundMessage::new(&valid.event_name, &valid.data).with_client_id(&valid.client_id);
+        OutboundMessage::new(&valid.event_name, valid.data).with_client_id(&valid.client_id);
     let receipt = state
         .ably
         .publish_with_id_base(&valid.channel_name, &valid.id_base, &[message], until)
