@@ -11,12 +11,23 @@ use crate::config::RateLimit;
 use crate::error::ApiError;
 use crate::redis::{RedisClient, RedisError};
 
-/// `KEYS[1]` the counter, `ARGV[1]` the window in ms -> `{count, ms until reset}`.
-const SCRIPT: &str = "\
-local n = redis.call('INCR', KEYS[1])
+/// Lua that counts one request on the counter `KEYS[1]` for a window of `ARGV[1]` ms and
+/// leaves the count in `n`. Scripts that limit and act in one round trip start with it.
+macro_rules! count_hit_lua {
+    () => {
+        "local n = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
-local ttl = redis.call('PTTL', KEYS[1])
-return {n, ttl}";
+"
+    };
+}
+pub(crate) use count_hit_lua;
+
+/// `KEYS[1]` the counter, `ARGV[1]` the window in ms -> `{count, ms until reset}`.
+const SCRIPT: &str = concat!(
+    count_hit_lua!(),
+    "local ttl = redis.call('PTTL', KEYS[1])
+return {n, ttl}"
+);
 
 /// What to do when Redis cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,30 +84,54 @@ impl RateLimiter {
         format!("{}ratelimit:{}:{caller_id}", self.key_prefix, self.scope)
     }
 
+    /// The window in milliseconds, `ARGV[1]` of [`count_hit_lua`].
+    pub fn window_ms(&self) -> u64 {
+        u64::from(self.limit.window_seconds).saturating_mul(1000)
+    }
+
     /// Counts one request; one `EVAL` round trip.
     pub async fn hit(&self, caller_id: &str) -> Result<Usage, RedisError> {
-        let window_ms = u64::from(self.limit.window_seconds).saturating_mul(1000);
         let reply = self
             .redis
-            .eval(SCRIPT, &[self.key(caller_id)], &[window_ms.to_string()])
+            .eval(
+                SCRIPT,
+                &[self.key(caller_id)],
+                &[self.window_ms().to_string()],
+            )
             .await?;
-        let numbers = match &reply {
-            Value::Array(items) if items.len() == 2 => (items[0].as_i64(), items[1].as_i64()),
-            _ => (None, None),
-        };
-        match numbers {
-            (Some(count), Some(ttl)) if count > 0 => Ok(Usage {
+        match &reply {
+            Value::Array(items) if items.len() == 2 => {
+                self.usage(items[0].as_i64(), items[1].as_i64())
+            }
+            _ => None,
+        }
+        .ok_or_else(|| RedisError::Protocol(format!("rate limit script answered {reply}")))
+    }
+
+    /// A count and a `PTTL` as a script returned them, if they are plausible.
+    pub fn usage(&self, count: Option<i64>, pttl: Option<i64>) -> Option<Usage> {
+        match (count, pttl) {
+            (Some(count), Some(ttl)) if count > 0 => Some(Usage {
                 count: count.unsigned_abs(),
                 // PTTL is -1/-2 only if the key vanished mid-script; assume a full window.
                 reset_after_ms: if ttl > 0 {
                     ttl.unsigned_abs()
                 } else {
-                    window_ms
+                    self.window_ms()
                 },
             }),
-            _ => Err(RedisError::Protocol(format!(
-                "rate limit script answered {reply}"
-            ))),
+            _ => None,
+        }
+    }
+
+    /// Ok within the limit, 429 with `Retry-After` over it.
+    pub fn judge(&self, usage: Usage) -> Result<(), ApiError> {
+        if usage.count <= u64::from(self.limit.max) {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimited {
+                retry_after_secs: usage.reset_after_ms.div_ceil(1000).max(1),
+            })
         }
     }
 
@@ -104,10 +139,7 @@ impl RateLimiter {
     /// when Redis fails, Ok or 503 `rate_limiter_unavailable` according to the policy.
     pub async fn check(&self, caller_id: &str) -> Result<(), ApiError> {
         match self.hit(caller_id).await {
-            Ok(usage) if usage.count <= u64::from(self.limit.max) => Ok(()),
-            Ok(usage) => Err(ApiError::RateLimited {
-                retry_after_secs: usage.reset_after_ms.div_ceil(1000).max(1),
-            }),
+            Ok(usage) => self.judge(usage),
             Err(err) => match self.policy {
                 FailurePolicy::Open => {
                     tracing::warn!(scope = self.scope, error = %err, "rate limiter unavailable; letting the request through");

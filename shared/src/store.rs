@@ -204,6 +204,11 @@ impl EventCache {
             .redis
             .command(&["LRANGE", &self.keys.events(conversation_id), "0", &stop])
             .await?;
+        Self::cached_events(&reply)
+    }
+
+    /// The events of an `LRANGE` reply on a conversation list, newest first.
+    pub fn cached_events(reply: &Value) -> Result<Vec<ChatEvent>, RedisError> {
         let Value::Array(items) = reply else {
             return Err(RedisError::Protocol(
                 "LRANGE did not return an array".into(),
@@ -704,19 +709,36 @@ impl ContextLoader {
             return Ok((Vec::new(), HistorySource::Archive));
         }
         let cached = self.cache.recent(conversation_id, limit).await;
-        match &cached {
-            Ok(events) if !events.is_empty() => return Ok((events.clone(), HistorySource::Cache)),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "redis unavailable, reading history from dynamodb")
-            }
+        self.recent_events_after_cache(conversation_id, limit, cached)
+            .await
+    }
+
+    /// [`Self::recent_events`] when the cache was already read (by a script that did
+    /// more in the same round trip): the cached events if there are any, else the
+    /// archive's, refilling the cache when it answered.
+    pub async fn recent_events_after_cache(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+        cached: Result<Vec<ChatEvent>, RedisError>,
+    ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+        if conversation_id.starts_with('_') || limit == 0 {
+            return Ok((Vec::new(), HistorySource::Archive));
         }
+        let cache_answered = match cached {
+            Ok(events) if !events.is_empty() => return Ok((events, HistorySource::Cache)),
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unavailable, reading history from dynamodb");
+                false
+            }
+        };
         let now_secs = chrono::Utc::now().timestamp();
         let events = self
             .archive
             .recent(conversation_id, limit, now_secs)
             .await?;
-        if cached.is_ok() && !events.is_empty() {
+        if cache_answered && !events.is_empty() {
             if let Err(e) = self.cache.refill(conversation_id, &events).await {
                 tracing::warn!(error = %e, "could not refill the redis history cache");
             }

@@ -5,10 +5,12 @@
 //!   service bearer, or the session of that very conversation. Mints a link token (see
 //!   [`crate::resume_link`]), builds `{PUBLIC_APP_URL}/chat?resume=<token>` and hands it to
 //!   the [`MailSender`]. Rate limited per caller and per address, failing closed.
-//! - **Redeem** (`GET /api/chat/resume?token=...`, or `POST` `{"token"}`): rate limited
-//!   per client IP (failing closed), verifies the token, consumes its `jti` with one
-//!   `SET NX` (a second use is 401 `resume_link_used`; without Redis nothing is accepted),
-//!   then sets the `__Host-chat_session` cookie and returns the 20 newest events.
+//! - **Redeem** (`GET /api/chat/resume?token=...`, or `POST` `{"token"}`): verifies the
+//!   token, then one `EVAL` counts the attempt per client IP, consumes the `jti` with
+//!   `SET NX` (a second use is 401 `resume_link_used`) and reads the 20 newest cached
+//!   events; without Redis nothing is accepted. A refused token is counted too. Sets the
+//!   `__Host-chat_session` cookie and returns the events (from DynamoDB when the cache
+//!   is empty).
 //! - **Poll** (`GET /api/chat/events?conversationId=...&limit=...`): the history of a
 //!   conversation the caller may use, for clients without Ably realtime.
 //!
@@ -404,10 +406,16 @@ async fn redeem(
 ) -> Result<Response<Body>, ApiError> {
     let client = format!("ip:{}", source_ip(req).unwrap_or_else(|| "unknown".into()));
     ctx.set_caller(client.clone());
-    state.redeem_limiter.check(&client).await?;
-
-    let claims = state.links.verify(token)?;
-    consume(state, &claims).await?;
+    let claims = match state.links.verify(token) {
+        Ok(claims) => claims,
+        Err(refused) => {
+            // A refused token still counts against the address (429 once over the limit).
+            state.redeem_limiter.check(&client).await?;
+            return Err(refused);
+        }
+    };
+    // One round trip: the attempt is counted, the link consumed and the history read.
+    let cached = consume(state, &client, &claims).await?;
 
     // The link is spent from here on: whatever happens to history, the session is issued.
     let ttl = state.config.session_ttl_seconds;
@@ -424,7 +432,7 @@ async fn redeem(
 
     let (events, history_unavailable) = match state
         .history
-        .recent_events(&claims.conversation_id, HYDRATION_EVENTS)
+        .recent_events_after_cache(&claims.conversation_id, HYDRATION_EVENTS, Ok(cached))
         .await
     {
         Ok((events, _source)) => (events, false),
@@ -446,26 +454,73 @@ async fn redeem(
     Ok(response)
 }
 
-/// Marks the link used, atomically: exactly one redeem of a `jti` ever gets `OK`.
-async fn consume(state: &ResumeState, claims: &ResumeClaims) -> Result<(), ApiError> {
+/// `KEYS` the redeem counter of the address, the link's used marker and the
+/// conversation's cached events; `ARGV` the window (ms), the limit, the marker's ttl (s)
+/// and the last list index to read. Answers `{0, count, ms until reset}` when the
+/// address is over its limit (the link is untouched), `{1}` when the link was used
+/// before, and `{2, newest events}` when this call consumed it.
+const REDEEM_SCRIPT: &str = concat!(
+    crate::ratelimit::count_hit_lua!(),
+    "if n > tonumber(ARGV[2]) then return {0, n, redis.call('PTTL', KEYS[1])} end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return {1} end
+return {2, redis.call('LRANGE', KEYS[3], 0, ARGV[4])}"
+);
+
+/// Counts the redeem against `client`, marks the link used atomically (exactly one
+/// redeem of a `jti` ever succeeds) and reads the newest cached events, all in one
+/// `EVAL`. Without Redis nothing is accepted.
+async fn consume(
+    state: &ResumeState,
+    client: &str,
+    claims: &ResumeClaims,
+) -> Result<Vec<ChatEvent>, ApiError> {
+    let limiter = &state.redeem_limiter;
     let remaining = claims.expires_at.saturating_sub(unix_seconds());
-    let ttl = (remaining + USED_MARKER_MARGIN_SECONDS).to_string();
-    let key = state.used_key(&claims.jti);
-    match state
+    let keys = [
+        limiter.key(client),
+        state.used_key(&claims.jti),
+        state.history.cache.keys.events(&claims.conversation_id),
+    ];
+    let args = [
+        limiter.window_ms().to_string(),
+        limiter.limit().max.to_string(),
+        (remaining + USED_MARKER_MARGIN_SECONDS).to_string(),
+        (HYDRATION_EVENTS - 1).to_string(),
+    ];
+    let reply = state
         .redis
-        .command(&["SET", key.as_str(), "1", "NX", "EX", ttl.as_str()])
+        .eval(REDEEM_SCRIPT, &keys, &args)
         .await
-    {
-        Ok(Value::String(ok)) if ok == "OK" => Ok(()),
-        Ok(Value::Null) => Err(ApiError::unauthorized(
+        .map_err(link_store_unavailable)?;
+    let items = match &reply {
+        Value::Array(items) => items.as_slice(),
+        _ => &[],
+    };
+    match (items.first().and_then(Value::as_i64), items.get(1)) {
+        (Some(0), count) => {
+            let usage = limiter.usage(
+                count.and_then(Value::as_i64),
+                items.get(2).and_then(Value::as_i64),
+            );
+            match usage.map(|usage| limiter.judge(usage)) {
+                Some(Err(limited)) => Err(limited),
+                _ => Err(link_store_unavailable(unexpected(&reply))),
+            }
+        }
+        (Some(1), None) => Err(ApiError::unauthorized(
             "resume_link_used",
             "This resume link has already been used",
         )),
-        Ok(other) => Err(link_store_unavailable(RedisError::Protocol(format!(
-            "SET NX answered {other}"
-        )))),
-        Err(e) => Err(link_store_unavailable(e)),
+        (Some(2), Some(events)) => {
+            // A list that cannot be read is history unavailable, not a failed redeem.
+            Ok(EventCache::cached_events(events).unwrap_or_default())
+        }
+        _ => Err(link_store_unavailable(unexpected(&reply))),
     }
+}
+
+fn unexpected(reply: &Value) -> RedisError {
+    RedisError::Protocol(format!("redeem script answered {reply}"))
 }
 
 fn link_store_unavailable(err: RedisError) -> ApiError {

@@ -18,6 +18,7 @@ mod publish;
 mod ratelimit;
 mod redis_client;
 mod resume;
+mod round_trips;
 mod stats;
 mod token;
 mod unstorable_events;

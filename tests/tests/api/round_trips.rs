@@ -1,0 +1,264 @@
+//! Round trips per endpoint on its main path, counted where they arrive: Redis REST
+//! requests at a counting Upstash proxy, DynamoDB requests with an SDK interceptor and
+//! Ably requests at wiremock. Each test asserts the minimum the design allows.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chat_core::config::RedisConfig;
+use chat_core::email::EmailAddress;
+use chat_core::handlers::publish::{PublishConfig, PublishState};
+use chat_core::handlers::resume::{ResumeConfig, ResumeState, HYDRATION_EVENTS};
+use chat_core::mail::LogMailSender;
+use chat_core::redis::RedisClient;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::events::{flat_batch, Harness};
+use crate::helpers::{
+    api_request, bearer, body_json, env_with, post_token, post_token_as, redis_config,
+    session_token, stack_var, token_state, unique,
+};
+
+/// Counts DynamoDB HTTP requests (a retry is a request too).
+#[derive(Debug)]
+pub struct CountRequests(pub Arc<AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A counting Upstash proxy in front of the stack's Redis, and a counting DynamoDB
+/// client for DynamoDB Local.
+struct Counters {
+    redis: Arc<AtomicUsize>,
+    dynamo: Arc<AtomicUsize>,
+    proxy_url: String,
+    proxy: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Counters {
+    async fn start() -> Self {
+        let redis = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+        let proxy = tokio::spawn(dev_tools::upstash_proxy::serve(
+            listener,
+            dev_tools::upstash_proxy::ProxyConfig {
+                redis_addr: format!("127.0.0.1:{}", stack_var("STACK_REDIS_PORT")),
+                token: stack_var("UPSTASH_REDIS_REST_TOKEN"),
+                request_counter: Some(Arc::clone(&redis)),
+            },
+        ));
+        Counters {
+            redis,
+            dynamo: Arc::new(AtomicUsize::new(0)),
+            proxy_url,
+            proxy,
+        }
+    }
+
+    fn redis_client(&self) -> RedisClient {
+        RedisClient::new(&RedisConfig {
+            url: self.proxy_url.clone(),
+            ..redis_config()
+        })
+    }
+
+    async fn dynamo_client(&self) -> aws_sdk_dynamodb::Client {
+        let config = chat_core::dynamo::config_builder()
+            .await
+            .interceptor(CountRequests(Arc::clone(&self.dynamo)))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// (Redis requests, DynamoDB requests) since the last call.
+    fn take(&self) -> (usize, usize) {
+        (
+            self.redis.swap(0, Ordering::SeqCst),
+            self.dynamo.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        self.proxy.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_costs_one_redis_request_and_one_dynamodb_request_per_25_events() {
+    let counters = Counters::start().await;
+    let h = Harness::build(
+        &[],
+        Some(counters.redis_client()),
+        Some(counters.dynamo_client().await),
+    )
+    .await;
+    for n in [1usize, 25, 26, 100] {
+        let conversation = unique("rt-hook");
+        let res = h
+            .post(&flat_batch(&conversation, n, 1_700_000_000_000))
+            .await;
+        assert_eq!(res.status(), 200, "{n} events");
+        assert_eq!(body_json(&res)["stored"], n, "{n} events");
+        assert_eq!(counters.take(), (1, n.div_ceil(25)), "{n} events");
+        assert_eq!(h.cached(&conversation).await.len(), n.min(100));
+    }
+    // A redelivery is settled by the same single Redis request; DynamoDB puts are
+    // idempotent and written again.
+    let conversation = unique("rt-hook");
+    let body = flat_batch(&conversation, 30, 1_700_000_000_000);
+    assert_eq!(h.post(&body).await.status(), 200);
+    counters.take();
+    let res = h.post(&body).await;
+    assert_eq!(body_json(&res)["duplicates"], 30);
+    assert_eq!(counters.take(), (1, 2));
+}
+
+#[tokio::test]
+async fn a_token_costs_one_redis_request_for_the_rate_limit() {
+    let counters = Counters::start().await;
+    let state = token_state(&[("UPSTASH_REDIS_REST_URL", &counters.proxy_url)]);
+    let customer = bearer("rt-user", "customer", &["conv-rt"]);
+    for body in [
+        "{}",
+        r#"{"format":"jwt"}"#,
+        r#"{"conversationId":"conv-rt","ttlSeconds":600}"#,
+    ] {
+        let res = post_token_as(&state, &customer, body).await;
+        assert_eq!(res.status(), 200, "{body}: {:?}", body_json(&res));
+        assert_eq!(counters.take(), (1, 0), "{body}");
+    }
+    let cookie = format!("__Host-chat_session={}", session_token("conv-rt"));
+    let res = post_token(&state, &[("cookie", &cookie)], None).await;
+    assert_eq!(res.status(), 200, "{:?}", body_json(&res));
+    assert_eq!(counters.take(), (1, 0), "session");
+    // Refused identities cost nothing.
+    let res = post_token(&state, &[("authorization", "Bearer nope")], None).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(counters.take(), (0, 0), "refused");
+}
+
+#[tokio::test]
+async fn a_publish_costs_one_ably_request_and_one_redis_request() {
+    let counters = Counters::start().await;
+    let ably = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/conversation%3Aconv-rt/messages"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"channel": "conversation:conv-rt", "messageId": "x"})),
+        )
+        .expect(1)
+        .mount(&ably)
+        .await;
+    let prefix = format!("{}:", unique("rt"));
+    let uri = ably.uri();
+    let config = PublishConfig::load(env_with(&[
+        ("ABLY_REST_URL", uri.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("UPSTASH_REDIS_REST_URL", counters.proxy_url.as_str()),
+    ]))
+    .expect("publish config");
+    let state = PublishState::new(config);
+    let auth = format!("Bearer {}", bearer("rt-user", "customer", &["conv-rt"]));
+    let body = json!({"channelName": "conversation:conv-rt", "eventName": "message:user",
+                      "data": {"text": "hi"}, "idempotencyKey": "rt-1"})
+    .to_string();
+    let res = chat_core::handlers::publish::handle(
+        &state,
+        api_request(
+            "POST",
+            "/api/ably/publish",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(&body),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{:?}", body_json(&res));
+    assert_eq!(counters.take(), (1, 0));
+    assert_eq!(ably.received_requests().await.unwrap().len(), 1);
+}
+
+/// A resume state over the events harness's table and prefix, with counting clients.
+async fn counted_resume(events: &Harness, counters: &Counters) -> ResumeState {
+    let config = ResumeConfig::load(env_with(&[
+        ("CHAT_EVENTS_TABLE", events.table.as_str()),
+        ("REDIS_KEY_PREFIX", events.prefix.as_str()),
+    ]))
+    .expect("resume config");
+    ResumeState::with_clients(
+        config,
+        counters.redis_client(),
+        counters.dynamo_client().await,
+        Arc::new(LogMailSender),
+    )
+}
+
+async fn redeem(state: &ResumeState, conversation: &str) -> serde_json::Value {
+    let email = EmailAddress::parse("customer@example.com").unwrap();
+    let link = state.links.issue(conversation, &email).expect("link");
+    let res = chat_core::handlers::resume::handle(
+        state,
+        api_request(
+            "GET",
+            &format!("/api/chat/resume?token={}", link.token),
+            &[],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{:?}", body_json(&res));
+    body_json(&res)
+}
+
+#[tokio::test]
+async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_empty() {
+    let events = Harness::new().await;
+    let conversation = unique("rt-redeem");
+    let res = events
+        .post(&flat_batch(&conversation, 30, 1_700_000_000_000))
+        .await;
+    assert_eq!(res.status(), 200);
+    let counters = Counters::start().await;
+    let state = counted_resume(&events, &counters).await;
+
+    // Cached: the rate limit, the single-use mark and the history in one request.
+    let body = redeem(&state, &conversation).await;
+    assert_eq!(body["events"].as_array().unwrap().len(), HYDRATION_EVENTS);
+    assert_eq!(counters.take(), (1, 0), "cached history");
+
+    // Not cached: one DynamoDB query, then one Redis request to refill the cache.
+    let key = format!("{}chat:conversation:{conversation}:events", events.prefix);
+    events.redis.command(&["DEL", &key]).await.unwrap();
+    let body = redeem(&state, &conversation).await;
+    assert_eq!(body["events"].as_array().unwrap().len(), HYDRATION_EVENTS);
+    assert_eq!(
+        counters.take(),
+        (2, 1),
+        "history from dynamodb, then refilled"
+    );
+    assert_eq!(events.cached(&conversation).await.len(), HYDRATION_EVENTS);
+
+    // Refilled: back to one request.
+    redeem(&state, &conversation).await;
+    assert_eq!(counters.take(), (1, 0), "refilled history");
+}
