@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chat_core::auth::{issue_session_token, Authenticator};
+use chat_core::auth::{Authenticator, SessionIssuer};
 use chat_core::config::{JwtConfig, Secret};
 use chat_core::email::EmailAddress;
 use chat_core::resume_link::ResumeLinks;
@@ -37,13 +37,14 @@ fn bench(c: &mut Criterion) {
         },
         &secret,
     );
-    let session = issue_session_token(
-        &secret,
-        "conv-42",
-        "customer@example.com",
-        Duration::from_secs(86_400),
-    )
-    .expect("issued");
+    let sessions = SessionIssuer::new(&secret);
+    let session = sessions
+        .issue(
+            "conv-42",
+            "customer@example.com",
+            Duration::from_secs(86_400),
+        )
+        .expect("issued");
     assert!(
         auth.verify_session(&session).is_ok(),
         "benchmark session must verify"
@@ -60,8 +61,7 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("session_issue", |b| {
         b.iter(|| {
-            issue_session_token(
-                &secret,
+            sessions.issue(
                 black_box("conv-42"),
                 "customer@example.com",
                 Duration::from_secs(86_400),

@@ -256,43 +256,63 @@ pub fn authenticate(
     Authenticator::new(jwt, resume_secret).authenticate(req.headers())
 }
 
-/// Mints a chat session token for the `__Host-chat_session` cookie.
+/// Mints chat session tokens for the `__Host-chat_session` cookie; the key is built
+/// once, at cold start.
+pub struct SessionIssuer {
+    key: EncodingKey,
+}
+
+impl SessionIssuer {
+    pub fn new(secret: &Secret) -> Self {
+        SessionIssuer {
+            key: EncodingKey::from_secret(secret.expose().as_bytes()),
+        }
+    }
+
+    /// A session token for `conversation_id` and `email`, valid for `ttl`.
+    pub fn issue(
+        &self,
+        conversation_id: &str,
+        email: &str,
+        ttl: Duration,
+    ) -> Result<String, ApiError> {
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            #[serde(rename = "conversationId")]
+            conversation_id: &'a str,
+            email: &'a str,
+            aud: &'static str,
+            iat: u64,
+            exp: u64,
+        }
+        identifier(conversation_id, "conversationId")?;
+        if !plausible_email(email) {
+            return Err(ApiError::bad_request(
+                "invalid_email",
+                "email is not a valid address",
+            ));
+        }
+        let iat = unix_seconds();
+        let claims = Claims {
+            conversation_id,
+            email,
+            aud: SESSION_AUDIENCE,
+            iat,
+            exp: iat.saturating_add(ttl.as_secs().max(1)),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .map_err(ApiError::internal)
+    }
+}
+
+/// Mints one chat session token; long-lived state holds a [`SessionIssuer`] instead.
 pub fn issue_session_token(
     secret: &Secret,
     conversation_id: &str,
     email: &str,
     ttl: Duration,
 ) -> Result<String, ApiError> {
-    #[derive(Serialize)]
-    struct Claims<'a> {
-        #[serde(rename = "conversationId")]
-        conversation_id: &'a str,
-        email: &'a str,
-        aud: &'static str,
-        iat: u64,
-        exp: u64,
-    }
-    identifier(conversation_id, "conversationId")?;
-    if !plausible_email(email) {
-        return Err(ApiError::bad_request(
-            "invalid_email",
-            "email is not a valid address",
-        ));
-    }
-    let iat = unix_seconds();
-    let claims = Claims {
-        conversation_id,
-        email,
-        aud: SESSION_AUDIENCE,
-        iat,
-        exp: iat.saturating_add(ttl.as_secs().max(1)),
-    };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(ApiError::internal)
+    SessionIssuer::new(secret).issue(conversation_id, email, ttl)
 }
 
 /// The session token in the `Cookie` header(s), if any. Tolerates several `Cookie`

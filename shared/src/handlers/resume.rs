@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::unix_seconds;
-use crate::auth::{issue_session_token, Authenticator, Caller, SESSION_COOKIE};
+use crate::auth::{Authenticator, Caller, SessionIssuer, SESSION_COOKIE};
 use crate::channels::ChannelName;
 use crate::config::{
     ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, RetentionConfig, Secret,
@@ -160,6 +160,7 @@ pub struct ResumeState {
     pub redis: RedisClient,
     pub auth: Authenticator,
     pub links: ResumeLinks,
+    pub sessions: SessionIssuer,
     pub history: ContextLoader,
     pub mail: Arc<dyn MailSender>,
     pub caller_limiter: RateLimiter,
@@ -213,6 +214,7 @@ impl ResumeState {
             email_limiter: limiter("resume-email", config.rate_limit_email),
             redeem_limiter: limiter("resume-redeem", config.rate_limit_redeem),
             auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            sessions: SessionIssuer::new(&config.resume_secret),
             links: ResumeLinks::new(
                 &config.resume_secret,
                 Duration::from_secs(config.resume_ttl_seconds),
@@ -419,8 +421,7 @@ async fn redeem(
 
     // The link is spent from here on: whatever happens to history, the session is issued.
     let ttl = state.config.session_ttl_seconds;
-    let session = issue_session_token(
-        &state.config.resume_secret,
+    let session = state.sessions.issue(
         &claims.conversation_id,
         claims.email.as_str(),
         Duration::from_secs(ttl),
