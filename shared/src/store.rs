@@ -62,6 +62,11 @@ pub struct CacheOutcome {
 /// Per event: skip ids already seen (marker with TTL), push onto the conversation list,
 /// and update the analytics `ably-stats` reads. Each touched list is trimmed and its TTL
 /// refreshed once. Everything happens in this one script, one REST round trip per batch.
+///
+/// With the pub/sub bridge on (`ARGV[5]` is `1`), each event carries a seventh argument,
+/// its bridge envelope (empty for events that are not bridged), published on
+/// `{prefix}chat:{conversation}` when, and only when, the event is new. Events come oldest
+/// first, so each conversation's subscribers see them in order.
 const MIRROR_SCRIPT: &str = r#"
 local p = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -70,12 +75,13 @@ local now = tonumber(ARGV[4])
 local bridge = ARGV[5] == '1'
 local lifecycle = tonumber(ARGV[6])
 local cap = tonumber(ARGV[7])
+local stride = bridge and 7 or 6
 local stored, dups, warn, viol = 0, 0, 0, 0
 local touched = {}
 local active = p .. 'stats:active'
 local ai_key = p .. 'stats:samples:ai_duration_ms'
 local queue_key = p .. 'stats:samples:queue_duration_ms'
-for i = 8, #ARGV, 6 do
+for i = 8, #ARGV, stride do
   local id, conv, json, etype, ai, queue = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   if redis.call('SET', p .. 'chat:event:' .. id, '1', 'NX', 'EX', ttl) then
     local list = p .. 'chat:conversation:' .. conv .. ':events'
@@ -85,7 +91,7 @@ for i = 8, #ARGV, 6 do
     if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
     if ai ~= '' then redis.call('ZADD', ai_key, now, ai .. '|' .. id) end
     if queue ~= '' then redis.call('ZADD', queue_key, now, queue .. '|' .. id) end
-    if bridge then redis.call('PUBLISH', p .. 'chat:' .. conv, json) end
+    if bridge and ARGV[i+6] ~= '' then redis.call('PUBLISH', p .. 'chat:' .. conv, ARGV[i+6]) end
     stored = stored + 1
   else
     dups = dups + 1
@@ -141,11 +147,13 @@ pub struct EventCache {
 
 impl EventCache {
     /// The `EVAL` arguments mirroring `events` (sorted oldest first, so the list ends up
-    /// newest first). Pure, so it can be benchmarked and inspected.
+    /// newest first), with each event's bridge envelope when the bridge is on. Pure, so it
+    /// can be benchmarked and inspected.
     pub fn mirror_args(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> Vec<String> {
         let mut order: Vec<&ChatEvent> = events.iter().collect();
         order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
-        let mut args = Vec::with_capacity(7 + 6 * events.len());
+        let stride = if self.pubsub_bridge { 7 } else { 6 };
+        let mut args = Vec::with_capacity(7 + stride * events.len());
         args.push(self.keys.prefix.clone());
         args.push(self.ttl_seconds.to_string());
         args.push(self.max_events.to_string());
@@ -161,6 +169,9 @@ impl EventCache {
             let (ai, queue) = timing_samples(event);
             args.push(ai);
             args.push(queue);
+            if self.pubsub_bridge {
+                args.push(crate::bridge::envelope(event).unwrap_or_default());
+            }
         }
         args
     }
@@ -820,6 +831,57 @@ mod tests {
         let requests = archive.write_requests(std::slice::from_ref(event), 0);
         let item = requests[0].put_request().unwrap().item();
         assert_eq!(item_event(item).as_ref(), Some(event), "archive round trip");
+    }
+
+    fn at(ms: i64, id: &str) -> ChatEvent {
+        ChatEvent {
+            id: id.into(),
+            conversation_id: "c".into(),
+            channel: "conversation:c".into(),
+            event_type: "message:user".into(),
+            client_id: Some("customer-c".into()),
+            payload: json!({"text": id}),
+            occurred_at: crate::webhook::payload::iso_millis(ms).unwrap(),
+            encoding: None,
+        }
+    }
+
+    #[test]
+    fn the_bridge_adds_one_argument_per_event_only_when_it_is_on() {
+        let redis = RedisClient::new(&crate::config::RedisConfig {
+            url: "http://127.0.0.1:1".into(),
+            token: crate::config::Secret::new("t"),
+        });
+        let mut cache = EventCache {
+            redis,
+            keys: Keys::default(),
+            ttl_seconds: 60,
+            max_events: 10,
+            pubsub_bridge: false,
+        };
+        let mut sms = at(1, "s");
+        sms.channel = "sms:u:c".into();
+        sms.conversation_id = "sms:u:c".into();
+        let events = [at(2, "b"), sms, at(0, "a")];
+        let off = cache.mirror_args(&events, 0, 0);
+        assert_eq!(off.len(), 7 + 6 * 3);
+        assert_eq!(off[4], "0");
+        cache.pubsub_bridge = true;
+        let on = cache.mirror_args(&events, 0, 0);
+        assert_eq!(on.len(), 7 + 7 * 3);
+        assert_eq!(on[4], "1");
+        // Oldest first; each event's envelope last; not bridged: empty.
+        let envelopes: Vec<&str> = on[7..].chunks(7).map(|c| c[6].as_str()).collect();
+        assert_eq!(
+            envelopes,
+            [
+                crate::bridge::envelope(&at(0, "a")).unwrap().as_str(),
+                "",
+                crate::bridge::envelope(&at(2, "b")).unwrap().as_str(),
+            ]
+        );
+        let without: Vec<&String> = on[7..].chunks(7).flat_map(|c| &c[..6]).collect();
+        assert_eq!(without, off[7..].iter().collect::<Vec<_>>());
     }
 
     #[test]
