@@ -5,6 +5,7 @@ mod ably_client;
 mod ably_js;
 mod analytics;
 mod auth;
+mod bridge;
 mod config;
 mod dynamo;
 mod events;
