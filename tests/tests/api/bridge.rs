@@ -309,3 +309,20 @@ async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_bridge_adds_no_round_trip() {
+    let (counting, requests) = crate::helpers::counting_redis().await;
+    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], Some(counting), None).await;
+    let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
+    let body = crate::events::flat_batch("conv-one-trip", 50, at(0).0);
+    assert_eq!(h.post(&body).await.status(), 200);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let received = subscriber.received().await;
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|(_, m)| m["data"]["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("conv-one-trip-m{i}")).collect();
+    assert_eq!(ids, expected);
+}

@@ -2,7 +2,7 @@
 //! DynamoDB Local: what Ably sends ends up in both stores, exactly once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -16,7 +16,8 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    api_request, body_json, closed_port, env_with, redis, redis_config, stack_var, unique,
+    api_request, body_json, closed_port, counting_dynamo, counting_redis, env_with, redis,
+    redis_config, unique,
 };
 
 /// Ably's documented signing vector key (shared/reference).
@@ -699,50 +700,10 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
     assert_eq!(h.cached("c-redis").await.len(), 25);
 }
 
-/// Counts DynamoDB HTTP requests.
-#[derive(Debug)]
-struct CountRequests(Arc<AtomicUsize>);
-
-impl aws_sdk_dynamodb::config::Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-    fn read_before_transmit(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_batch_of_100_events_costs_one_redis_request_and_four_dynamodb_requests() {
-    let redis_requests = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-    let proxy = tokio::spawn(dev_tools::upstash_proxy::serve(
-        listener,
-        dev_tools::upstash_proxy::ProxyConfig {
-            redis_addr: format!("127.0.0.1:{}", stack_var("STACK_REDIS_PORT")),
-            token: stack_var("UPSTASH_REDIS_REST_TOKEN"),
-            request_counter: Some(Arc::clone(&redis_requests)),
-        },
-    ));
-    let counting_redis = RedisClient::new(&RedisConfig {
-        url: proxy_url,
-        ..redis_config()
-    });
-
-    let dynamo_requests = Arc::new(AtomicUsize::new(0));
-    let config = chat_core::dynamo::config_builder()
-        .await
-        .interceptor(CountRequests(Arc::clone(&dynamo_requests)))
-        .build();
-    let counting_dynamo = aws_sdk_dynamodb::Client::from_conf(config);
-
+    let (counting_redis, redis_requests) = counting_redis().await;
+    let (counting_dynamo, dynamo_requests) = counting_dynamo().await;
     let h = Harness::build(&[], Some(counting_redis), Some(counting_dynamo)).await;
     let res = h.post(&flat_batch("c-count", 100, 1_700_000_000_000)).await;
     assert_eq!(res.status(), 200);
@@ -757,7 +718,6 @@ async fn a_batch_of_100_events_costs_one_redis_request_and_four_dynamodb_request
         "dynamodb requests"
     );
     assert_stored_once(&h, "c-count", 100).await;
-    proxy.abort();
 }
 
 #[tokio::test]
