@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bridge;
 pub mod channels;
 pub mod config;
+pub mod cursor;
 pub mod dynamo;
 pub mod email;
 pub mod error;

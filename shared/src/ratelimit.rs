@@ -103,7 +103,13 @@ impl RateLimiter {
     /// Ok when `caller_id` is within its limit; 429 with `Retry-After` when over it;
     /// when Redis fails, Ok or 503 `rate_limiter_unavailable` according to the policy.
     pub async fn check(&self, caller_id: &str) -> Result<(), ApiError> {
-        match self.hit(caller_id).await {
+        self.judge(self.hit(caller_id).await)
+    }
+
+    /// The answer [`check`](Self::check) gives for a count made elsewhere (e.g. in a
+    /// script that does more in the same round trip).
+    pub fn judge(&self, counted: Result<Usage, RedisError>) -> Result<(), ApiError> {
+        match counted {
             Ok(usage) if usage.count <= u64::from(self.limit.max) => Ok(()),
             Ok(usage) => Err(ApiError::RateLimited {
                 retry_after_secs: usage.reset_after_ms.div_ceil(1000).max(1),

@@ -11,7 +11,9 @@ use rand::Rng;
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cursor::{position_cmp, EventCursor};
 use crate::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use crate::ratelimit::{RateLimiter, Usage};
 use crate::redis::{RedisClient, RedisError};
 use crate::webhook::{ChatEvent, WebhookBatch};
 
@@ -135,6 +137,17 @@ end
 return 0
 "#;
 
+/// A poll in one round trip: counts the caller's request exactly as the rate limiter does
+/// (`KEYS[2]`, window `ARGV[1]` ms), and only within the limit (`ARGV[2]`) reads the
+/// conversation's whole cached list (`KEYS[1]`) -> `{count, ms until reset, list}`.
+const POLL_SCRIPT: &str = r#"
+local n = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1], 'NX')
+local ttl = redis.call('PTTL', KEYS[2])
+if n > tonumber(ARGV[2]) then return {n, ttl, {}} end
+return {n, ttl, redis.call('LRANGE', KEYS[1], 0, -1)}
+"#;
+
 /// The Redis hot cache of recent events per conversation.
 #[derive(Debug, Clone)]
 pub struct EventCache {
@@ -229,6 +242,50 @@ impl EventCache {
         Ok(events)
     }
 
+    /// Counts one request of `caller_id` against `limiter` and, within its limit, reads
+    /// every cached event of the conversation (in list order), in one round trip.
+    pub async fn counted_window(
+        &self,
+        conversation_id: &str,
+        limiter: &RateLimiter,
+        caller_id: &str,
+    ) -> Result<(Usage, Option<Vec<ChatEvent>>), RedisError> {
+        let window_ms = u64::from(limiter.limit().window_seconds).saturating_mul(1000);
+        let reply = self
+            .redis
+            .eval(
+                POLL_SCRIPT,
+                &[self.keys.events(conversation_id), limiter.key(caller_id)],
+                &[window_ms.to_string(), limiter.limit().max.to_string()],
+            )
+            .await?;
+        let unexpected = || RedisError::Protocol(format!("poll script answered {reply}"));
+        let [count, ttl, list] = reply.as_array().map(Vec::as_slice).unwrap_or_default() else {
+            return Err(unexpected());
+        };
+        let (Some(count), Some(ttl), Some(list)) = (count.as_u64(), ttl.as_i64(), list.as_array())
+        else {
+            return Err(unexpected());
+        };
+        let usage = Usage {
+            count,
+            // PTTL is negative only if the key vanished mid-script; assume a full window.
+            reset_after_ms: u64::try_from(ttl)
+                .ok()
+                .filter(|t| *t > 0)
+                .unwrap_or(window_ms),
+        };
+        if count > u64::from(limiter.limit().max) {
+            return Ok((usage, None));
+        }
+        let events = list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        Ok((usage, Some(events)))
+    }
+
     /// Puts archive events back into an empty cache list.
     pub async fn refill(
         &self,
@@ -269,6 +326,32 @@ fn timing_samples(event: &ChatEvent) -> (String, String) {
 
 pub fn sort_newest_first(events: &mut [ChatEvent]) {
     events.sort_by(|a, b| (&b.occurred_at, &b.id).cmp(&(&a.occurred_at, &a.id)));
+}
+
+/// The page after `cursor` out of a conversation's cached events, when the cache provably
+/// holds every event after it; `None` sends the reader to DynamoDB.
+///
+/// The list keeps the most recently pushed events, so once it has been trimmed or has
+/// expired, only positions from its oldest event on are known to be complete. Without a
+/// cursor the client wants the oldest retained event, which only DynamoDB knows.
+pub fn cached_page(
+    mut cached: Vec<ChatEvent>,
+    cursor: Option<&EventCursor>,
+    limit: usize,
+) -> Option<Vec<ChatEvent>> {
+    let cursor = cursor?;
+    cached.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+    cached.dedup_by(|a, b| a.occurred_at == b.occurred_at && a.id == b.id);
+    if position_cmp(cached.first()?, cursor.key()).is_gt() {
+        return None;
+    }
+    Some(
+        cached
+            .into_iter()
+            .filter(|e| cursor.precedes(e))
+            .take(limit)
+            .collect(),
+    )
 }
 
 /// Why the archive could not take everything.
@@ -439,6 +522,70 @@ impl EventArchive {
                 .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
                 .scan_index_forward(false)
                 .limit((limit * 2).clamp(10, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+            for item in page.items() {
+                if let Some(event) = item_event(item) {
+                    events.push(event);
+                }
+                if events.len() == limit {
+                    return Ok(events);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(events),
+            }
+        }
+    }
+}
+
+impl EventArchive {
+    /// At most `limit` unexpired events of a conversation strictly after `after` (a sort
+    /// key), oldest first. Strongly consistent, so that an event stored before the read
+    /// cannot be skipped by a client whose cursor then moves past it.
+    pub async fn after(
+        &self,
+        conversation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<ChatEvent>, ArchiveError> {
+        let mut events = Vec::with_capacity(limit);
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), PARTITION_KEY.to_owned()),
+            ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (
+                ":c".to_owned(),
+                AttributeValue::S(conversation_id.to_owned()),
+            ),
+            (":now".to_owned(), AttributeValue::N(now_secs.to_string())),
+        ]);
+        let condition = match after {
+            Some(key) => {
+                names.insert("#sk".to_owned(), SORT_KEY.to_owned());
+                values.insert(":after".to_owned(), AttributeValue::S(key.to_owned()));
+                "#pk = :c AND #sk > :after"
+            }
+            None => "#pk = :c",
+        };
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .filter_expression("#ttl > :now")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(true)
+                .consistent_read(true)
+                .limit(limit.clamp(1, 1000) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -734,6 +881,36 @@ impl ContextLoader {
         }
         Ok((events, HistorySource::Archive))
     }
+
+    /// At most `limit` events strictly after `cursor` (from the oldest retained event
+    /// without one), oldest first: from `cached` (the conversation's cache list, when
+    /// Redis could be read) if it provably holds them all, else from DynamoDB.
+    pub async fn page_after(
+        &self,
+        conversation_id: &str,
+        cursor: Option<&EventCursor>,
+        limit: usize,
+        cached: Option<Vec<ChatEvent>>,
+    ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+        if conversation_id.starts_with('_') || limit == 0 {
+            // Reserved partitions (the dead letters) are never chat history.
+            return Ok((Vec::new(), HistorySource::Archive));
+        }
+        if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit)) {
+            return Ok((page, HistorySource::Cache));
+        }
+        let now_secs = chrono::Utc::now().timestamp();
+        let events = self
+            .archive
+            .after(
+                conversation_id,
+                cursor.map(EventCursor::key),
+                limit,
+                now_secs,
+            )
+            .await?;
+        Ok((events, HistorySource::Archive))
+    }
 }
 
 #[cfg(test)]
@@ -844,6 +1021,49 @@ mod tests {
             occurred_at: crate::webhook::payload::iso_millis(ms).unwrap(),
             encoding: None,
         }
+    }
+
+    fn ids(events: &[ChatEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_cache_answers_a_poll_only_from_inside_its_window() {
+        // Newest first, as the list holds them, with one event pushed late.
+        let list = vec![at(5, "e"), at(3, "c"), at(4, "d"), at(2, "b")];
+        let cursor = |e: &ChatEvent| EventCursor::of(e);
+        let page = |c: Option<&EventCursor>, limit| cached_page(list.clone(), c, limit);
+
+        assert_eq!(
+            page(None, 10),
+            None,
+            "no cursor: only DynamoDB knows the oldest"
+        );
+        assert_eq!(
+            cached_page(Vec::new(), Some(&cursor(&at(2, "b"))), 10),
+            None
+        );
+        assert_eq!(
+            page(Some(&cursor(&at(1, "a"))), 10),
+            None,
+            "before the window"
+        );
+        assert_eq!(page(Some(&cursor(&at(2, "a"))), 10), None, "just before it");
+        let from_oldest = page(Some(&cursor(&at(2, "b"))), 10).unwrap();
+        assert_eq!(ids(&from_oldest), ["c", "d", "e"]);
+        assert_eq!(ids(&page(Some(&cursor(&at(3, "c"))), 1).unwrap()), ["d"]);
+        assert_eq!(
+            ids(&page(Some(&cursor(&at(4, "c"))), 5).unwrap()),
+            ["d", "e"]
+        );
+        assert_eq!(page(Some(&cursor(&at(5, "e"))), 5).unwrap(), Vec::new());
+        assert_eq!(page(Some(&cursor(&at(9, "z"))), 5).unwrap(), Vec::new());
+        // A doubled entry is served once.
+        let doubled = vec![at(3, "c"), at(3, "c"), at(2, "b")];
+        assert_eq!(
+            ids(&cached_page(doubled, Some(&cursor(&at(2, "b"))), 5).unwrap()),
+            ["c"]
+        );
     }
 
     #[test]
