@@ -14,6 +14,7 @@ mod helpers;
 mod idempotence;
 mod load;
 mod openapi;
+mod polling;
 mod proxy;
 mod publish;
 mod ratelimit;
