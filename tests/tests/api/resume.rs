@@ -922,6 +922,13 @@ async fn the_sample_events_answer_as_documented() {
         json!({"events": [], "cursor": "", "realtime": true})
     );
 
+    let response = r.send(event("poll-events-after")).await;
+    assert_eq!(response.status(), 200, "{:?}", body_json(&response));
+    assert_eq!(
+        body_json(&response),
+        json!({"events": [], "cursor": "MjAyMy0xMS0xNFQyMjoxMzoyMC4wMDBaI21zZy0xOjA", "realtime": true})
+    );
+
     let response = r.send(event("redeem-bad-token")).await;
     assert_eq!(response.status(), 401);
     assert_eq!(body_json(&response)["code"], json!("invalid_token"));
