@@ -139,6 +139,13 @@ fn bench(c: &mut Criterion) {
     parts.bench_function("redis_args", |b| {
         b.iter(|| cache.mirror_args(black_box(&batch.events), 0, 1))
     });
+    let bridged = EventCache {
+        pubsub_bridge: true,
+        ..cache.clone()
+    };
+    parts.bench_function("redis_args_bridged", |b| {
+        b.iter(|| bridged.mirror_args(black_box(&batch.events), 0, 1))
+    });
     parts.bench_function("dynamo_writes", |b| {
         b.iter(|| archive.write_requests(black_box(&batch.events), 1))
     });

@@ -181,18 +181,18 @@ impl Env {
         }
     }
 
-    /// An optional boolean (`true/false/1/0/yes/no`), or `default` when unset.
+    /// An optional boolean, `true` or `false` (in any ASCII case), or `default` when unset.
+    /// Anything else (`1`, `yes`, a typo) fails the cold start rather than guess what a
+    /// switch that changes behaviour was meant to be.
     pub fn flag(&mut self, name: &str, default: bool) -> bool {
-        match self.optional(name).map(|v| v.to_ascii_lowercase()) {
+        match self.optional(name) {
             None => default,
-            Some(v) => match v.as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    self.problems.push(format!("{name} must be true or false"));
-                    default
-                }
-            },
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(_) => {
+                self.problems.push(format!("{name} must be true or false"));
+                default
+            }
         }
     }
 
@@ -464,6 +464,34 @@ mod tests {
                 ("app.old", "s2"),
                 ("", "legacy"),
                 ("app.api", "s3")
+            ]
+        );
+    }
+
+    #[test]
+    fn flags_are_true_or_false_and_anything_else_names_the_variable() {
+        let mut env = Env::from_pairs([
+            ("A", "true"),
+            ("B", " FALSE "),
+            ("C", "True"),
+            ("D", "1"),
+            ("E", "yes"),
+            ("F", "tru"),
+        ]);
+        assert!(env.flag("A", false));
+        assert!(!env.flag("B", true));
+        assert!(env.flag("C", false));
+        assert!(env.flag("UNSET", true));
+        assert!(!env.flag("UNSET", false));
+        for name in ["D", "E", "F"] {
+            env.flag(name, false);
+        }
+        assert_eq!(
+            env.finish().unwrap_err().problems,
+            [
+                "D must be true or false",
+                "E must be true or false",
+                "F must be true or false"
             ]
         );
     }

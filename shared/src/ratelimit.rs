@@ -124,22 +124,20 @@ impl RateLimiter {
         }
     }
 
-    /// Ok within the limit, 429 with `Retry-After` over it.
-    pub fn judge(&self, usage: Usage) -> Result<(), ApiError> {
-        if usage.count <= u64::from(self.limit.max) {
-            Ok(())
-        } else {
-            Err(ApiError::RateLimited {
-                retry_after_secs: usage.reset_after_ms.div_ceil(1000).max(1),
-            })
-        }
-    }
-
     /// Ok when `caller_id` is within its limit; 429 with `Retry-After` when over it;
     /// when Redis fails, Ok or 503 `rate_limiter_unavailable` according to the policy.
     pub async fn check(&self, caller_id: &str) -> Result<(), ApiError> {
-        match self.hit(caller_id).await {
-            Ok(usage) => self.judge(usage),
+        self.judge(self.hit(caller_id).await)
+    }
+
+    /// The answer [`check`](Self::check) gives for a count made elsewhere (e.g. in a
+    /// script that does more in the same round trip).
+    pub fn judge(&self, counted: Result<Usage, RedisError>) -> Result<(), ApiError> {
+        match counted {
+            Ok(usage) if usage.count <= u64::from(self.limit.max) => Ok(()),
+            Ok(usage) => Err(ApiError::RateLimited {
+                retry_after_secs: usage.reset_after_ms.div_ceil(1000).max(1),
+            }),
             Err(err) => match self.policy {
                 FailurePolicy::Open => {
                     tracing::warn!(scope = self.scope, error = %err, "rate limiter unavailable; letting the request through");

@@ -11,7 +11,9 @@ use rand::Rng;
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cursor::{position_cmp, EventCursor};
 use crate::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use crate::ratelimit::{RateLimiter, Usage};
 use crate::redis::{RedisClient, RedisError};
 use crate::webhook::{ChatEvent, WebhookBatch};
 
@@ -62,6 +64,11 @@ pub struct CacheOutcome {
 /// Per event: skip ids already seen (marker with TTL), push onto the conversation list,
 /// and update the analytics `ably-stats` reads. Each touched list is trimmed and its TTL
 /// refreshed once. Everything happens in this one script, one REST round trip per batch.
+///
+/// With the pub/sub bridge on (`ARGV[5]` is `1`), each event carries a seventh argument,
+/// its bridge envelope (empty for events that are not bridged), published on
+/// `{prefix}chat:{conversation}` when, and only when, the event is new. Events come oldest
+/// first, so each conversation's subscribers see them in order.
 const MIRROR_SCRIPT: &str = r#"
 local p = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -70,12 +77,13 @@ local now = tonumber(ARGV[4])
 local bridge = ARGV[5] == '1'
 local lifecycle = tonumber(ARGV[6])
 local cap = tonumber(ARGV[7])
+local stride = bridge and 7 or 6
 local stored, dups, warn, viol = 0, 0, 0, 0
 local touched = {}
 local active = p .. 'stats:active'
 local ai_key = p .. 'stats:samples:ai_duration_ms'
 local queue_key = p .. 'stats:samples:queue_duration_ms'
-for i = 8, #ARGV, 6 do
+for i = 8, #ARGV, stride do
   local id, conv, json, etype, ai, queue = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   if redis.call('SET', p .. 'chat:event:' .. id, '1', 'NX', 'EX', ttl) then
     local list = p .. 'chat:conversation:' .. conv .. ':events'
@@ -85,7 +93,7 @@ for i = 8, #ARGV, 6 do
     if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
     if ai ~= '' then redis.call('ZADD', ai_key, now, ai .. '|' .. id) end
     if queue ~= '' then redis.call('ZADD', queue_key, now, queue .. '|' .. id) end
-    if bridge then redis.call('PUBLISH', p .. 'chat:' .. conv, json) end
+    if bridge and ARGV[i+6] ~= '' then redis.call('PUBLISH', p .. 'chat:' .. conv, ARGV[i+6]) end
     stored = stored + 1
   else
     dups = dups + 1
@@ -129,6 +137,16 @@ end
 return 0
 "#;
 
+/// A poll in one round trip: counts the caller's request exactly as the rate limiter does
+/// (`KEYS[1]`, window `ARGV[1]` ms), and only within the limit (`ARGV[2]`) reads the
+/// conversation's whole cached list (`KEYS[2]`) -> `{count, ms until reset, list}`.
+const POLL_SCRIPT: &str = concat!(
+    crate::ratelimit::count_hit_lua!(),
+    "local ttl = redis.call('PTTL', KEYS[1])
+if n > tonumber(ARGV[2]) then return {n, ttl, {}} end
+return {n, ttl, redis.call('LRANGE', KEYS[2], 0, -1)}"
+);
+
 /// The Redis hot cache of recent events per conversation.
 #[derive(Debug, Clone)]
 pub struct EventCache {
@@ -141,11 +159,13 @@ pub struct EventCache {
 
 impl EventCache {
     /// The `EVAL` arguments mirroring `events` (sorted oldest first, so the list ends up
-    /// newest first). Pure, so it can be benchmarked and inspected.
+    /// newest first), with each event's bridge envelope when the bridge is on. Pure, so it
+    /// can be benchmarked and inspected.
     pub fn mirror_args(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> Vec<String> {
         let mut order: Vec<&ChatEvent> = events.iter().collect();
         order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
-        let mut args = Vec::with_capacity(7 + 6 * events.len());
+        let stride = if self.pubsub_bridge { 7 } else { 6 };
+        let mut args = Vec::with_capacity(7 + stride * events.len());
         args.push(self.keys.prefix.clone());
         args.push(self.ttl_seconds.to_string());
         args.push(self.max_events.to_string());
@@ -161,6 +181,9 @@ impl EventCache {
             let (ai, queue) = timing_samples(event);
             args.push(ai);
             args.push(queue);
+            if self.pubsub_bridge {
+                args.push(crate::bridge::envelope(event).unwrap_or_default());
+            }
         }
         args
     }
@@ -223,6 +246,45 @@ impl EventCache {
         Ok(events)
     }
 
+    /// Counts one request of `caller_id` against `limiter` and, within its limit, reads
+    /// every cached event of the conversation (in list order), in one round trip.
+    pub async fn counted_window(
+        &self,
+        conversation_id: &str,
+        limiter: &RateLimiter,
+        caller_id: &str,
+    ) -> Result<(Usage, Option<Vec<ChatEvent>>), RedisError> {
+        let reply = self
+            .redis
+            .eval(
+                POLL_SCRIPT,
+                &[limiter.key(caller_id), self.keys.events(conversation_id)],
+                &[
+                    limiter.window_ms().to_string(),
+                    limiter.limit().max.to_string(),
+                ],
+            )
+            .await?;
+        let unexpected = || RedisError::Protocol(format!("poll script answered {reply}"));
+        let [count, ttl, list] = reply.as_array().map(Vec::as_slice).unwrap_or_default() else {
+            return Err(unexpected());
+        };
+        let (Some(usage), Some(list)) =
+            (limiter.usage(count.as_i64(), ttl.as_i64()), list.as_array())
+        else {
+            return Err(unexpected());
+        };
+        if usage.count > u64::from(limiter.limit().max) {
+            return Ok((usage, None));
+        }
+        let events = list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|s| serde_json::from_str(s).ok())
+            .collect();
+        Ok((usage, Some(events)))
+    }
+
     /// Puts archive events back into an empty cache list.
     pub async fn refill(
         &self,
@@ -263,6 +325,32 @@ fn timing_samples(event: &ChatEvent) -> (String, String) {
 
 pub fn sort_newest_first(events: &mut [ChatEvent]) {
     events.sort_by(|a, b| (&b.occurred_at, &b.id).cmp(&(&a.occurred_at, &a.id)));
+}
+
+/// The page after `cursor` out of a conversation's cached events, when the cache provably
+/// holds every event after it; `None` sends the reader to DynamoDB.
+///
+/// The list keeps the most recently pushed events, so once it has been trimmed or has
+/// expired, only positions from its oldest event on are known to be complete. Without a
+/// cursor the client wants the oldest retained event, which only DynamoDB knows.
+pub fn cached_page(
+    mut cached: Vec<ChatEvent>,
+    cursor: Option<&EventCursor>,
+    limit: usize,
+) -> Option<Vec<ChatEvent>> {
+    let cursor = cursor?;
+    cached.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+    cached.dedup_by(|a, b| a.occurred_at == b.occurred_at && a.id == b.id);
+    if position_cmp(cached.first()?, cursor.key()).is_gt() {
+        return None;
+    }
+    Some(
+        cached
+            .into_iter()
+            .filter(|e| cursor.precedes(e))
+            .take(limit)
+            .collect(),
+    )
 }
 
 /// Why the archive could not take everything.
@@ -433,6 +521,70 @@ impl EventArchive {
                 .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
                 .scan_index_forward(false)
                 .limit((limit * 2).clamp(10, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+            for item in page.items() {
+                if let Some(event) = item_event(item) {
+                    events.push(event);
+                }
+                if events.len() == limit {
+                    return Ok(events);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(events),
+            }
+        }
+    }
+}
+
+impl EventArchive {
+    /// At most `limit` unexpired events of a conversation strictly after `after` (a sort
+    /// key), oldest first. Strongly consistent, so that an event stored before the read
+    /// cannot be skipped by a client whose cursor then moves past it.
+    pub async fn after(
+        &self,
+        conversation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<ChatEvent>, ArchiveError> {
+        let mut events = Vec::with_capacity(limit);
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), PARTITION_KEY.to_owned()),
+            ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (
+                ":c".to_owned(),
+                AttributeValue::S(conversation_id.to_owned()),
+            ),
+            (":now".to_owned(), AttributeValue::N(now_secs.to_string())),
+        ]);
+        let condition = match after {
+            Some(key) => {
+                names.insert("#sk".to_owned(), SORT_KEY.to_owned());
+                values.insert(":after".to_owned(), AttributeValue::S(key.to_owned()));
+                "#pk = :c AND #sk > :after"
+            }
+            None => "#pk = :c",
+        };
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .filter_expression("#ttl > :now")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(true)
+                .consistent_read(true)
+                .limit(limit.clamp(1, 1000) as i32)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -745,6 +897,36 @@ impl ContextLoader {
         }
         Ok((events, HistorySource::Archive))
     }
+
+    /// At most `limit` events strictly after `cursor` (from the oldest retained event
+    /// without one), oldest first: from `cached` (the conversation's cache list, when
+    /// Redis could be read) if it provably holds them all, else from DynamoDB.
+    pub async fn page_after(
+        &self,
+        conversation_id: &str,
+        cursor: Option<&EventCursor>,
+        limit: usize,
+        cached: Option<Vec<ChatEvent>>,
+    ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+        if conversation_id.starts_with('_') || limit == 0 {
+            // Reserved partitions (the dead letters) are never chat history.
+            return Ok((Vec::new(), HistorySource::Archive));
+        }
+        if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit)) {
+            return Ok((page, HistorySource::Cache));
+        }
+        let now_secs = chrono::Utc::now().timestamp();
+        let events = self
+            .archive
+            .after(
+                conversation_id,
+                cursor.map(EventCursor::key),
+                limit,
+                now_secs,
+            )
+            .await?;
+        Ok((events, HistorySource::Archive))
+    }
 }
 
 #[cfg(test)]
@@ -842,6 +1024,100 @@ mod tests {
         let requests = archive.write_requests(std::slice::from_ref(event), 0);
         let item = requests[0].put_request().unwrap().item();
         assert_eq!(item_event(item).as_ref(), Some(event), "archive round trip");
+    }
+
+    fn at(ms: i64, id: &str) -> ChatEvent {
+        ChatEvent {
+            id: id.into(),
+            conversation_id: "c".into(),
+            channel: "conversation:c".into(),
+            event_type: "message:user".into(),
+            client_id: Some("customer-c".into()),
+            payload: json!({"text": id}),
+            occurred_at: crate::webhook::payload::iso_millis(ms).unwrap(),
+            encoding: None,
+        }
+    }
+
+    fn ids(events: &[ChatEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_cache_answers_a_poll_only_from_inside_its_window() {
+        // Newest first, as the list holds them, with one event pushed late.
+        let list = vec![at(5, "e"), at(3, "c"), at(4, "d"), at(2, "b")];
+        let cursor = |e: &ChatEvent| EventCursor::of(e);
+        let page = |c: Option<&EventCursor>, limit| cached_page(list.clone(), c, limit);
+
+        assert_eq!(
+            page(None, 10),
+            None,
+            "no cursor: only DynamoDB knows the oldest"
+        );
+        assert_eq!(
+            cached_page(Vec::new(), Some(&cursor(&at(2, "b"))), 10),
+            None
+        );
+        assert_eq!(
+            page(Some(&cursor(&at(1, "a"))), 10),
+            None,
+            "before the window"
+        );
+        assert_eq!(page(Some(&cursor(&at(2, "a"))), 10), None, "just before it");
+        let from_oldest = page(Some(&cursor(&at(2, "b"))), 10).unwrap();
+        assert_eq!(ids(&from_oldest), ["c", "d", "e"]);
+        assert_eq!(ids(&page(Some(&cursor(&at(3, "c"))), 1).unwrap()), ["d"]);
+        assert_eq!(
+            ids(&page(Some(&cursor(&at(4, "c"))), 5).unwrap()),
+            ["d", "e"]
+        );
+        assert_eq!(page(Some(&cursor(&at(5, "e"))), 5).unwrap(), Vec::new());
+        assert_eq!(page(Some(&cursor(&at(9, "z"))), 5).unwrap(), Vec::new());
+        // A doubled entry is served once.
+        let doubled = vec![at(3, "c"), at(3, "c"), at(2, "b")];
+        assert_eq!(
+            ids(&cached_page(doubled, Some(&cursor(&at(2, "b"))), 5).unwrap()),
+            ["c"]
+        );
+    }
+
+    #[test]
+    fn the_bridge_adds_one_argument_per_event_only_when_it_is_on() {
+        let redis = RedisClient::new(&crate::config::RedisConfig {
+            url: "http://127.0.0.1:1".into(),
+            token: crate::config::Secret::new("t"),
+        });
+        let mut cache = EventCache {
+            redis,
+            keys: Keys::default(),
+            ttl_seconds: 60,
+            max_events: 10,
+            pubsub_bridge: false,
+        };
+        let mut sms = at(1, "s");
+        sms.channel = "sms:u:c".into();
+        sms.conversation_id = "sms:u:c".into();
+        let events = [at(2, "b"), sms, at(0, "a")];
+        let off = cache.mirror_args(&events, 0, 0);
+        assert_eq!(off.len(), 7 + 6 * 3);
+        assert_eq!(off[4], "0");
+        cache.pubsub_bridge = true;
+        let on = cache.mirror_args(&events, 0, 0);
+        assert_eq!(on.len(), 7 + 7 * 3);
+        assert_eq!(on[4], "1");
+        // Oldest first; each event's envelope last; not bridged: empty.
+        let envelopes: Vec<&str> = on[7..].chunks(7).map(|c| c[6].as_str()).collect();
+        assert_eq!(
+            envelopes,
+            [
+                crate::bridge::envelope(&at(0, "a")).unwrap().as_str(),
+                "",
+                crate::bridge::envelope(&at(2, "b")).unwrap().as_str(),
+            ]
+        );
+        let without: Vec<&String> = on[7..].chunks(7).flat_map(|c| &c[..6]).collect();
+        assert_eq!(without, off[7..].iter().collect::<Vec<_>>());
     }
 
     #[test]

@@ -34,19 +34,26 @@ impl Connection {
 
     /// Sends all `commands` in one write, then reads exactly one reply per command.
     pub async fn run(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<Vec<Reply>> {
-        let mut out = Vec::new();
-        for command in commands {
-            encode(command, &mut out);
-        }
-        self.stream.write_all(&out).await?;
+        self.send(commands).await?;
         let mut replies = Vec::with_capacity(commands.len());
         while replies.len() < commands.len() {
-            replies.push(self.read_reply().await?);
+            replies.push(self.next_reply().await?);
         }
         Ok(replies)
     }
 
-    async fn read_reply(&mut self) -> io::Result<Reply> {
+    /// Sends all `commands` in one write without reading anything: a subscribed
+    /// connection reads its confirmations, messages and pongs with [`Self::next_reply`].
+    pub async fn send(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<()> {
+        let mut out = Vec::new();
+        for command in commands {
+            encode(command, &mut out);
+        }
+        self.stream.write_all(&out).await
+    }
+
+    /// The next reply (or pushed message) on the connection, waiting for it.
+    pub async fn next_reply(&mut self) -> io::Result<Reply> {
         loop {
             if let Some((reply, used)) = parse(&self.buffer)? {
                 self.buffer.drain(..used);

@@ -11,8 +11,11 @@
 //!   events; without Redis nothing is accepted. A refused token is counted too. Sets the
 //!   `__Host-chat_session` cookie and returns the events (from DynamoDB when the cache
 //!   is empty).
-//! - **Poll** (`GET /api/chat/events?conversationId=...&limit=...`): the history of a
-//!   conversation the caller may use, for clients without Ably realtime.
+//! - **Poll** (`GET /api/chat/events?conversationId=...&after=<cursor>&limit=...`): the
+//!   events of a conversation the caller may use strictly after a cursor, oldest first,
+//!   for clients without Ably realtime: from the Redis cache when it provably holds them
+//!   all, else from DynamoDB. Rate limited per caller and conversation in the same Redis
+//!   round trip, failing open (DynamoDB is the fallback of this very route).
 //!
 //! POST bodies are told apart by their keys: `token` redeems, anything else issues.
 
@@ -33,6 +36,7 @@ use crate::channels::ChannelName;
 use crate::config::{
     ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, RetentionConfig, Secret,
 };
+use crate::cursor::EventCursor;
 use crate::email::EmailAddress;
 use crate::error::ApiError;
 use crate::http::{json_response, serve, RequestContext, Route, Service};
@@ -65,7 +69,7 @@ const EVENTS_PATH: &str = "/api/chat/events";
 /// Events returned when a link is redeemed.
 pub const HYDRATION_EVENTS: usize = 20;
 /// Events returned by `GET /api/chat/events` without a `limit`, and the most it allows.
-pub const DEFAULT_POLL_LIMIT: usize = 20;
+pub const DEFAULT_POLL_LIMIT: usize = 50;
 pub const MAX_POLL_LIMIT: usize = 100;
 /// How long a consumed `jti` is remembered beyond the link's own expiry, so that an
 /// instance whose clock runs behind cannot accept the link again.
@@ -90,6 +94,8 @@ pub struct ResumeConfig {
     pub rate_limit_email: RateLimit,
     /// Redeem attempts per client IP.
     pub rate_limit_redeem: RateLimit,
+    /// Polls per caller and conversation.
+    pub rate_limit_poll: RateLimit,
 }
 
 impl ResumeConfig {
@@ -131,6 +137,14 @@ impl ResumeConfig {
                     window_seconds: 60,
                 },
             ),
+            rate_limit_poll: RateLimit::from_env(
+                &mut env,
+                "RATE_LIMIT_POLL",
+                RateLimit {
+                    max: 120,
+                    window_seconds: 60,
+                },
+            ),
         };
         if let Err(e) = ensure_distinct(&config.jwt.secret, &config.resume_secret) {
             env.problem(e);
@@ -166,6 +180,7 @@ pub struct ResumeState {
     pub caller_limiter: RateLimiter,
     pub email_limiter: RateLimiter,
     pub redeem_limiter: RateLimiter,
+    pub poll_limiter: RateLimiter,
 }
 
 impl ResumeState {
@@ -183,14 +198,13 @@ impl ResumeState {
         dynamo: aws_sdk_dynamodb::Client,
         mail: Arc<dyn MailSender>,
     ) -> Self {
-        let limiter = |scope, limit| {
-            // Issuing credentials and accepting them are refused without a working limiter.
+        let limiter = |scope, limit, policy| {
             RateLimiter::new(
                 redis.clone(),
                 config.redis_key_prefix.clone(),
                 scope,
                 limit,
-                FailurePolicy::Closed,
+                policy,
             )
         };
         let history = ContextLoader {
@@ -209,10 +223,21 @@ impl ResumeState {
                 retention_days: config.retention.event_retention_days,
             },
         };
+        // Issuing credentials and accepting them are refused without a working limiter;
+        // polling goes on, since DynamoDB is its fallback when Redis is down.
         ResumeState {
-            caller_limiter: limiter("resume", config.rate_limit_caller),
-            email_limiter: limiter("resume-email", config.rate_limit_email),
-            redeem_limiter: limiter("resume-redeem", config.rate_limit_redeem),
+            caller_limiter: limiter("resume", config.rate_limit_caller, FailurePolicy::Closed),
+            email_limiter: limiter(
+                "resume-email",
+                config.rate_limit_email,
+                FailurePolicy::Closed,
+            ),
+            redeem_limiter: limiter(
+                "resume-redeem",
+                config.rate_limit_redeem,
+                FailurePolicy::Closed,
+            ),
+            poll_limiter: limiter("poll", config.rate_limit_poll, FailurePolicy::Open),
             auth: Authenticator::new(&config.jwt, &config.resume_secret),
             sessions: SessionIssuer::new(&config.resume_secret),
             links: ResumeLinks::new(
@@ -503,7 +528,7 @@ async fn consume(
                 count.and_then(Value::as_i64),
                 items.get(2).and_then(Value::as_i64),
             );
-            match usage.map(|usage| limiter.judge(usage)) {
+            match usage.map(|usage| limiter.judge(Ok(usage))) {
                 Some(Err(limited)) => Err(limited),
                 _ => Err(link_store_unavailable(unexpected(&reply))),
             }
@@ -544,11 +569,16 @@ fn source_ip(req: &Request) -> Option<String> {
 
 // --- polling -----------------------------------------------------------------------------
 
+/// A page of `GET /api/chat/events`.
 #[derive(Serialize)]
-struct HistoryBody<'a> {
-    #[serde(rename = "conversationId")]
-    conversation_id: &'a str,
+struct PollBody {
+    /// Strictly after the request's cursor, oldest first.
     events: Vec<ChatEvent>,
+    /// The position to poll after next: the last event returned, or the request's own
+    /// cursor when there is nothing new (empty: from the start).
+    cursor: String,
+    /// false: Ably realtime is off, keep polling.
+    realtime: bool,
 }
 
 async fn poll(
@@ -557,7 +587,8 @@ async fn poll(
     ctx: &RequestContext,
 ) -> Result<Response<Body>, ApiError> {
     let caller = state.auth.authenticate(req.headers())?;
-    ctx.set_caller(caller.id_for_rate_limit());
+    let caller_id = caller.id_for_rate_limit();
+    ctx.set_caller(caller_id.clone());
     let conversation_id = query_param(req, "conversationId")?
         .ok_or_else(|| ApiError::bad_request("invalid_query", "conversationId is required"))?;
     let channel = ChannelName::conversation(&conversation_id).map_err(|_| {
@@ -579,15 +610,42 @@ async fn poll(
                 )
             })?,
     };
+    let cursor = query_param(req, "after")?
+        .map(|raw| EventCursor::parse(&raw))
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "after must be a cursor returned by this endpoint",
+            )
+        })?;
     if !caller.may_use(&channel) {
         return Err(ApiError::forbidden(
             "conversation_forbidden",
             "conversation not allowed for this caller",
         ));
     }
-    let (events, _source) = state
+
+    // One Redis round trip: the rate limit count and the cached list.
+    let counter = format!("{caller_id}:{conversation_id}");
+    let cached = match state
         .history
-        .recent_events(&conversation_id, limit)
+        .cache
+        .counted_window(&conversation_id, &state.poll_limiter, &counter)
+        .await
+    {
+        Ok((usage, cached)) => {
+            state.poll_limiter.judge(Ok(usage))?;
+            cached
+        }
+        Err(e) => {
+            state.poll_limiter.judge(Err(e))?;
+            None
+        }
+    };
+    let (events, source) = state
+        .history
+        .page_after(&conversation_id, cursor.as_ref(), limit, cached)
         .await
         .map_err(|e| {
             tracing::error!(request_id = %ctx.request_id, error = %e, "history unavailable");
@@ -596,11 +654,19 @@ async fn poll(
                 "History is temporarily unavailable, please retry",
             )
         })?;
+    tracing::debug!(request_id = %ctx.request_id, ?source, events = events.len(), "poll answered");
+    let cursor = events
+        .last()
+        .map(EventCursor::of)
+        .or(cursor)
+        .map(|c| c.encode())
+        .unwrap_or_default();
     Ok(json_response(
         StatusCode::OK,
-        &HistoryBody {
-            conversation_id: &conversation_id,
+        &PollBody {
             events,
+            cursor,
+            realtime: state.config.realtime_enabled,
         },
     ))
 }

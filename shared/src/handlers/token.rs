@@ -285,6 +285,10 @@ async fn issue(
     req: Request,
     ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
+    // Before authentication: the answer is the same for every caller and reveals only a
+    // deployment-wide switch the redeem answer publishes anyway, and a client whose
+    // credentials are stale still learns to poll instead of retrying. No Redis call, no
+    // JWT verification, no rate-limit count is spent on it.
     if !state.config.realtime_enabled {
         return Err(ApiError::unavailable(
             "realtime_disabled",

@@ -120,3 +120,51 @@ fn secrets_are_never_printed_in_config_errors_or_debug_output() {
     let config = token::TokenConfig::load(ok).unwrap();
     assert!(!format!("{config:?}").contains(secret));
 }
+
+#[test]
+fn the_realtime_switch_is_true_or_false_and_on_by_default() {
+    use events::EventsConfig;
+    use resume::ResumeConfig;
+    use token::TokenConfig;
+    let env = crate::helpers::env_with;
+    assert!(
+        TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", "")]))
+            .unwrap()
+            .realtime_enabled
+    );
+    assert!(
+        ResumeConfig::load(env(&[("ENABLE_ABLY_REALTIME", "")]))
+            .unwrap()
+            .realtime_enabled
+    );
+    assert!(
+        !EventsConfig::load(env(&[("REDIS_PUBSUB_BRIDGE", "")]))
+            .unwrap()
+            .pubsub_bridge
+    );
+    assert!(
+        EventsConfig::load(env(&[("REDIS_PUBSUB_BRIDGE", "TRUE")]))
+            .unwrap()
+            .pubsub_bridge
+    );
+    assert!(
+        !TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", "false")]))
+            .unwrap()
+            .realtime_enabled
+    );
+    for value in ["0", "no", "off", "disabled"] {
+        let token = TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", value)])).unwrap_err();
+        let resume = ResumeConfig::load(env(&[("ENABLE_ABLY_REALTIME", value)])).unwrap_err();
+        let events = EventsConfig::load(env(&[("REDIS_PUBSUB_BRIDGE", value)])).unwrap_err();
+        for (err, name) in [
+            (token.to_string(), "ENABLE_ABLY_REALTIME"),
+            (resume.to_string(), "ENABLE_ABLY_REALTIME"),
+            (events.to_string(), "REDIS_PUBSUB_BRIDGE"),
+        ] {
+            assert_eq!(
+                err,
+                format!("invalid configuration: {name} must be true or false")
+            );
+        }
+    }
+}

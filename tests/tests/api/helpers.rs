@@ -242,3 +242,65 @@ pub async fn scan_table(
         }
     }
 }
+
+// --- counting round trips ---------------------------------------------------------------
+
+/// A Redis client whose REST requests are counted: a private Upstash proxy in front of
+/// the stack's `redis-server`, served until the test's runtime ends.
+pub async fn counting_redis() -> (RedisClient, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (url, requests) = counting_redis_url().await;
+    let client = RedisClient::new(&RedisConfig {
+        url,
+        ..redis_config()
+    });
+    (client, requests)
+}
+
+/// The URL of such a counting proxy, for configurations that name their Redis by URL
+/// (`UPSTASH_REDIS_REST_URL`).
+pub async fn counting_redis_url() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(dev_tools::upstash_proxy::serve(
+        listener,
+        dev_tools::upstash_proxy::ProxyConfig {
+            redis_addr: redis_addr(),
+            token: stack_var("UPSTASH_REDIS_REST_TOKEN"),
+            request_counter: Some(std::sync::Arc::clone(&requests)),
+        },
+    ));
+    (url, requests)
+}
+
+/// A DynamoDB client whose HTTP requests are counted.
+pub async fn counting_dynamo() -> (
+    aws_sdk_dynamodb::Client,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    stack_var("AWS_ENDPOINT_URL_DYNAMODB");
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = chat_core::dynamo::config_builder()
+        .await
+        .interceptor(CountRequests(std::sync::Arc::clone(&requests)))
+        .build();
+    (aws_sdk_dynamodb::Client::from_conf(config), requests)
+}
+
+#[derive(Debug)]
+struct CountRequests(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}

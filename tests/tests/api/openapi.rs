@@ -875,6 +875,11 @@ async fn resume_answers(a: &mut Answers, h: &Harness) {
     send!(a, "resume: preflight", f, &s, "OPTIONS", p, &[], None);
 
     let e = "/api/chat/events";
+    // Events to page through, so that their documented shape is checked too.
+    let mirrored = h
+        .post(&crate::events::flat_batch("conv-1", 3, 1_767_323_045_000))
+        .await;
+    assert_eq!(mirrored.status(), 200);
     let cookie = format!("__Host-chat_session={}", session_token("conv-1"));
     send!(
         a,
@@ -946,7 +951,42 @@ async fn resume_answers(a: &mut Answers, h: &Harness) {
         &[],
         None
     );
+    // The position of conv-1-m0, the first of the three.
+    let cursor = "MjAyNi0wMS0wMlQwMzowNDowNS4wMDBaI2NvbnYtMS1tMA";
+    send!(
+        a,
+        "poll: after a cursor",
+        f,
+        &s,
+        "GET",
+        &format!("{e}?conversationId=conv-1&after={cursor}&limit=100"),
+        &[("authorization", customer.as_str())],
+        None
+    );
+    send!(
+        a,
+        "poll: bad cursor",
+        f,
+        &s,
+        "GET",
+        &format!("{e}?conversationId=conv-1&after=bm90LWEtY3Vyc29y"),
+        &[("authorization", customer.as_str())],
+        None
+    );
     send!(a, "poll: preflight", f, &s, "OPTIONS", e, &[], None);
+    let limited_polls = resume_state(h, &[("RATE_LIMIT_POLL_MAX", "1")], None, None).await;
+    for what in ["poll: first", "poll: rate limited"] {
+        send!(
+            a,
+            what,
+            f,
+            &limited_polls,
+            "GET",
+            &format!("{e}?conversationId=conv-1"),
+            &[("authorization", customer.as_str())],
+            None
+        );
+    }
 
     let limited = resume_state(h, &[("RATE_LIMIT_RESUME_REDEEM_MAX", "1")], None, None).await;
     send!(

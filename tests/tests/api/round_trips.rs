@@ -17,28 +17,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::events::{flat_batch, Harness};
 use crate::helpers::{
-    api_request, bearer, body_json, env_with, post_token, post_token_as, redis_config,
-    session_token, stack_var, token_state, unique,
+    api_request, bearer, body_json, counting_dynamo, counting_redis_url, env_with, post_token,
+    post_token_as, redis_config, session_token, token_state, unique,
 };
-
-/// Counts DynamoDB HTTP requests (a retry is a request too).
-#[derive(Debug)]
-pub struct CountRequests(pub Arc<AtomicUsize>);
-
-impl aws_sdk_dynamodb::config::Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-    fn read_before_transmit(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 /// A counting Upstash proxy in front of the stack's Redis, and a counting DynamoDB
 /// client for DynamoDB Local.
@@ -46,27 +27,18 @@ struct Counters {
     redis: Arc<AtomicUsize>,
     dynamo: Arc<AtomicUsize>,
     proxy_url: String,
-    proxy: tokio::task::JoinHandle<std::io::Result<()>>,
+    dynamo_client: aws_sdk_dynamodb::Client,
 }
 
 impl Counters {
     async fn start() -> Self {
-        let redis = Arc::new(AtomicUsize::new(0));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-        let proxy = tokio::spawn(dev_tools::upstash_proxy::serve(
-            listener,
-            dev_tools::upstash_proxy::ProxyConfig {
-                redis_addr: format!("127.0.0.1:{}", stack_var("STACK_REDIS_PORT")),
-                token: stack_var("UPSTASH_REDIS_REST_TOKEN"),
-                request_counter: Some(Arc::clone(&redis)),
-            },
-        ));
+        let (proxy_url, redis) = counting_redis_url().await;
+        let (dynamo_client, dynamo) = counting_dynamo().await;
         Counters {
             redis,
-            dynamo: Arc::new(AtomicUsize::new(0)),
+            dynamo,
             proxy_url,
-            proxy,
+            dynamo_client,
         }
     }
 
@@ -75,14 +47,6 @@ impl Counters {
             url: self.proxy_url.clone(),
             ..redis_config()
         })
-    }
-
-    async fn dynamo_client(&self) -> aws_sdk_dynamodb::Client {
-        let config = chat_core::dynamo::config_builder()
-            .await
-            .interceptor(CountRequests(Arc::clone(&self.dynamo)))
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
     }
 
     /// (Redis requests, DynamoDB requests) since the last call.
@@ -94,19 +58,13 @@ impl Counters {
     }
 }
 
-impl Drop for Counters {
-    fn drop(&mut self) {
-        self.proxy.abort();
-    }
-}
-
 #[tokio::test]
 async fn a_webhook_costs_one_redis_request_and_one_dynamodb_request_per_25_events() {
     let counters = Counters::start().await;
     let h = Harness::build(
         &[],
         Some(counters.redis_client()),
-        Some(counters.dynamo_client().await),
+        Some(counters.dynamo_client.clone()),
     )
     .await;
     for n in [1usize, 25, 26, 100] {
@@ -208,7 +166,7 @@ async fn counted_resume(events: &Harness, counters: &Counters) -> ResumeState {
     ResumeState::with_clients(
         config,
         counters.redis_client(),
-        counters.dynamo_client().await,
+        counters.dynamo_client.clone(),
         Arc::new(LogMailSender),
     )
 }

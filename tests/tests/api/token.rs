@@ -391,11 +391,41 @@ async fn format_jwt_is_an_ably_jwt_signed_with_the_key() {
 }
 
 #[tokio::test]
-async fn realtime_disabled_is_503() {
+async fn realtime_disabled_is_503_for_everyone_without_touching_redis() {
     let state = token_state(&[("ENABLE_ABLY_REALTIME", "false")]);
+    let expected = |response: &lambda_http::Response<lambda_http::Body>| {
+        json!({"error": "Realtime is disabled; poll GET /api/chat/events instead",
+            "code": "realtime_disabled", "requestId": header(response, "x-request-id").unwrap()})
+    };
     let response = post_token_as(&state, &bearer("u-8", "customer", &[]), "{}").await;
     assert_eq!(response.status(), 503);
-    assert_eq!(body_json(&response)["code"], json!("realtime_disabled"));
+    assert_eq!(body_json(&response), expected(&response));
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    // Decided before authentication: no identity, or a bad one, gets the same answer.
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer not-a-jwt")],
+        vec![("cookie", "__Host-chat_session=forged")],
+    ] {
+        let response = post_token(&state, &headers, None).await;
+        assert_eq!(response.status(), 503, "{headers:?}");
+        assert_eq!(body_json(&response), expected(&response));
+    }
+    // Nothing was counted against the caller.
+    let key = state.limiter.key("user:u-8");
+    assert_eq!(
+        redis().command(&["EXISTS", key.as_str()]).await.unwrap(),
+        json!(0)
+    );
+    // Nor does it need Redis at all.
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    let no_redis = token_state(&[
+        ("ENABLE_ABLY_REALTIME", "false"),
+        ("UPSTASH_REDIS_REST_URL", dead.as_str()),
+    ]);
+    let response = post_token_as(&no_redis, &bearer("u-8", "customer", &[]), "{}").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(body_json(&response), expected(&response));
 }
 
 #[tokio::test]

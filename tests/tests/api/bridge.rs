@@ -1,0 +1,328 @@
+//! The Redis pub/sub bridge (`REDIS_PUBSUB_BRIDGE`), seen by a real subscriber connected
+//! straight to the `redis-server` behind the Upstash proxy: signed webhooks go through the
+//! real events handler, and the subscriber must receive exactly one message per new
+//! conversation event, in order, in the envelope self-hosted WebSocket servers read, and
+//! nothing on redelivery or with the bridge off.
+
+use std::time::Duration;
+
+use dev_tools::resp::{Connection, Reply};
+use serde_json::{json, Value};
+
+use crate::events::Harness;
+use crate::helpers::{body_json, redis_addr, unique};
+
+/// A connection subscribed to channel patterns.
+struct Subscriber {
+    conn: Connection,
+}
+
+impl Subscriber {
+    async fn new(patterns: &[&str]) -> Self {
+        let mut conn = Connection::connect(&redis_addr())
+            .await
+            .expect("connect to redis-server");
+        let mut command = vec![b"PSUBSCRIBE".to_vec()];
+        command.extend(patterns.iter().map(|p| p.as_bytes().to_vec()));
+        conn.send(&[command]).await.expect("PSUBSCRIBE");
+        for (n, pattern) in patterns.iter().enumerate() {
+            let confirmation = next(&mut conn).await;
+            assert_eq!(
+                confirmation,
+                Reply::Array(Some(vec![
+                    bulk("psubscribe"),
+                    bulk(pattern),
+                    Reply::Integer(n as i64 + 1)
+                ]))
+            );
+        }
+        Subscriber { conn }
+    }
+
+    /// Every message published so far, as `(channel, message as JSON)`: a `PING` on this
+    /// connection is answered after every message Redis delivered to it before, so
+    /// reading up to its `pong` is a barrier, without sleeping.
+    async fn received(&mut self) -> Vec<(String, Value)> {
+        self.conn
+            .send(&[vec![b"PING".to_vec()]])
+            .await
+            .expect("PING");
+        let mut messages = Vec::new();
+        loop {
+            let reply = next(&mut self.conn).await;
+            let Reply::Array(Some(parts)) = &reply else {
+                panic!("unexpected reply {reply:?}");
+            };
+            match parts.as_slice() {
+                [kind, _] if *kind == bulk("pong") => return messages,
+                [kind, _pattern, channel, payload] if *kind == bulk("pmessage") => {
+                    let text = |r: &Reply| match r {
+                        Reply::Bulk(Some(bytes)) => String::from_utf8(bytes.clone()).unwrap(),
+                        other => panic!("expected a bulk string, got {other:?}"),
+                    };
+                    let message: Value = serde_json::from_str(&text(payload))
+                        .unwrap_or_else(|e| panic!("message is not JSON ({e}): {payload:?}"));
+                    messages.push((text(channel), message));
+                }
+                _ => panic!("unexpected reply {reply:?}"),
+            }
+        }
+    }
+}
+
+async fn next(conn: &mut Connection) -> Reply {
+    tokio::time::timeout(Duration::from_secs(10), conn.next_reply())
+        .await
+        .expect("redis answered within 10 s")
+        .expect("read from redis")
+}
+
+fn bulk(text: &str) -> Reply {
+    Reply::Bulk(Some(text.as_bytes().to_vec()))
+}
+
+/// 2026-01-02T03:04:05.000Z plus `offset` ms, in ms and as the ISO text events carry.
+fn at(offset: i64) -> (i64, String) {
+    let ms = 1_767_323_045_000 + offset;
+    let text = chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    (ms, text)
+}
+
+fn item(channel: &str, id: &str, name: &str, client_id: &str, data: Value, offset: i64) -> Value {
+    json!({"id": id, "name": name, "channel": channel, "clientId": client_id,
+        "data": data, "timestamp": at(offset).0})
+}
+
+fn batch(items: &[Value]) -> Vec<u8> {
+    json!({ "items": items }).to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope() {
+    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
+    let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
+    let (conv, other) = ("conv-bridge", "conv-bridge-2");
+    let ch = format!("conversation:{conv}");
+    // Out of order in the body: subscribers get them in the order they happened.
+    let first = batch(&[
+        item(
+            &ch,
+            "m-3",
+            "message:ai",
+            "broker-1",
+            json!({"text": "How can I help?", "timing": {"ai_duration_ms": 900, "queue_duration_ms": 12}}),
+            3,
+        ),
+        item(
+            &ch,
+            "m-1",
+            "message:user",
+            "customer-conv-bridge",
+            json!({"text": "Hello"}),
+            1,
+        ),
+        item(&ch, "t-2", "typing:start", "broker-1", Value::Null, 2),
+        item(
+            "sms:u-1:c-1",
+            "s-1",
+            "message",
+            "u-1",
+            json!({"text": "sms"}),
+            2,
+        ),
+        item(&ch, "t-4", "typing:stop", "broker-1", Value::Null, 4),
+        item(
+            &ch,
+            "a-5",
+            "agent_joined",
+            "agent-7",
+            json!({"agentName": "Ann"}),
+            5,
+        ),
+        item(
+            &format!("conversation:{other}"),
+            "o-1",
+            "message:user",
+            "customer-x",
+            json!({"content": "elsewhere", "sender": {"id": "x", "name": "X"}}),
+            0,
+        ),
+        item(
+            &ch,
+            "w-6",
+            "sla:warning",
+            "service-1",
+            json!({"minutes": 5}),
+            6,
+        ),
+    ]);
+    let response = h.post(&first).await;
+    assert_eq!(response.status(), 200, "{:?}", body_json(&response));
+    assert_eq!(body_json(&response)["stored"], json!(8));
+
+    let channel = format!("{}chat:{conv}", h.prefix);
+    let other_channel = format!("{}chat:{other}", h.prefix);
+    let t = |offset| at(offset).1;
+    let expected = vec![
+        (
+            other_channel.clone(),
+            json!({"type": "message", "timestamp": t(0), "data": {"id": "o-1",
+                "content": "elsewhere", "role": "user", "timestamp": t(0),
+                "sender": {"id": "x", "name": "X"}}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "message", "timestamp": t(1), "data": {"id": "m-1",
+                "content": "Hello", "role": "user", "timestamp": t(1),
+                "sender": "customer-conv-bridge"}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "typing", "timestamp": t(2),
+                "data": {"userId": "broker-1", "isTyping": true}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "message", "timestamp": t(3), "data": {"id": "m-3",
+                "content": "How can I help?", "role": "assistant", "timestamp": t(3),
+                "sender": "broker-1"}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "typing", "timestamp": t(4),
+                "data": {"userId": "broker-1", "isTyping": false}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "agent_joined", "timestamp": t(5),
+                "data": {"agentId": "agent-7", "agentName": "Ann", "timestamp": t(5)}}),
+        ),
+        (
+            channel.clone(),
+            json!({"type": "sla:warning", "timestamp": t(6), "data": {"minutes": 5}}),
+        ),
+    ];
+    assert_eq!(subscriber.received().await, expected);
+
+    // Redelivered, whole or in part: nothing is published again.
+    for _ in 0..2 {
+        let again = h.post(&first).await;
+        assert_eq!(body_json(&again)["duplicates"], json!(8));
+    }
+    assert_eq!(subscriber.received().await, Vec::new());
+
+    // A redelivery with one new event publishes only that one.
+    let mixed = batch(&[
+        item(
+            &ch,
+            "m-1",
+            "message:user",
+            "customer-conv-bridge",
+            json!({"text": "Hello"}),
+            1,
+        ),
+        item(
+            &ch,
+            "m-7",
+            "message:user",
+            "customer-conv-bridge",
+            json!("Thanks"),
+            7,
+        ),
+    ]);
+    let response = h.post(&mixed).await;
+    assert_eq!(body_json(&response)["stored"], json!(2));
+    assert_eq!(body_json(&response)["duplicates"], json!(1));
+    assert_eq!(
+        subscriber.received().await,
+        vec![(
+            channel.clone(),
+            json!({"type": "message", "timestamp": t(7), "data": {"id": "m-7",
+                "content": "Thanks", "role": "user", "timestamp": t(7),
+                "sender": "customer-conv-bridge"}}),
+        )]
+    );
+    assert_eq!(subscriber.received().await, Vec::new());
+}
+
+#[tokio::test]
+async fn with_the_bridge_off_nothing_is_published() {
+    let h = Harness::new().await;
+    assert!(!h.state.config.pubsub_bridge, "off unless configured");
+    let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
+    let ch = "conversation:conv-quiet";
+    let body = batch(&[
+        item(
+            ch,
+            "q-1",
+            "message:user",
+            "customer-conv-quiet",
+            json!({"text": "hi"}),
+            1,
+        ),
+        item(ch, "q-2", "typing:start", "broker-1", Value::Null, 2),
+    ]);
+    let response = h.post(&body).await;
+    assert_eq!(body_json(&response)["stored"], json!(2));
+    assert_eq!(subscriber.received().await, Vec::new());
+    // The events were mirrored all the same.
+    assert_eq!(h.cached("conv-quiet").await.len(), 2);
+}
+
+#[tokio::test]
+async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
+    let h = Harness::build(
+        &[("REDIS_PUBSUB_BRIDGE", "true"), ("REDIS_KEY_PREFIX", "")],
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(h.state.cache.keys.prefix, "");
+    let conv = unique("conv-noprefix");
+    let mut subscriber = Subscriber::new(&[&format!("*{conv}*")]).await;
+    let id = unique("np");
+    let body = batch(&[item(
+        &format!("conversation:{conv}"),
+        &id,
+        "typing:start",
+        "customer-1",
+        json!({"userId": "u-1"}),
+        1,
+    )]);
+    assert_eq!(h.post(&body).await.status(), 200);
+    assert_eq!(
+        subscriber.received().await,
+        vec![(
+            format!("chat:{conv}"),
+            json!({"type": "typing", "timestamp": at(1).1,
+                "data": {"userId": "u-1", "isTyping": true}}),
+        )]
+    );
+    // Leave nothing behind in the shared, unprefixed namespace.
+    let list = format!("chat:conversation:{conv}:events");
+    let marker = format!("chat:event:{id}");
+    h.redis
+        .command(&["DEL", list.as_str(), marker.as_str()])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_bridge_adds_no_round_trip() {
+    let (counting, requests) = crate::helpers::counting_redis().await;
+    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], Some(counting), None).await;
+    let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
+    let body = crate::events::flat_batch("conv-one-trip", 50, at(0).0);
+    assert_eq!(h.post(&body).await.status(), 200);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let received = subscriber.received().await;
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|(_, m)| m["data"]["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("conv-one-trip-m{i}")).collect();
+    assert_eq!(ids, expected);
+}
