@@ -598,7 +598,6 @@ fn flat_item(conv: &str, i: i64) -> Value {
 /// A DynamoDB client pointed at a closed port: every request fails to connect.
 async fn unreachable_dynamo() -> aws_sdk_dynamodb::Client {
     let config = chat_core::dynamo::config_builder()
-        .await
         .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
@@ -738,7 +737,6 @@ async fn a_batch_of_100_events_costs_one_redis_request_and_four_dynamodb_request
 
     let dynamo_requests = Arc::new(AtomicUsize::new(0));
     let config = chat_core::dynamo::config_builder()
-        .await
         .interceptor(CountRequests(Arc::clone(&dynamo_requests)))
         .build();
     let counting_dynamo = aws_sdk_dynamodb::Client::from_conf(config);

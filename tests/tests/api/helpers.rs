@@ -60,7 +60,7 @@ pub fn closed_port() -> u16 {
 
 pub async fn dynamo() -> aws_sdk_dynamodb::Client {
     stack_var("AWS_ENDPOINT_URL_DYNAMODB");
-    chat_core::dynamo::client().await
+    chat_core::dynamo::client()
 }
 
 /// A fresh chat events table with the production schema.
