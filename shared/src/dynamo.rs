@@ -5,7 +5,8 @@
 //! region from `AWS_REGION` (or `AWS_DEFAULT_REGION`), the execution role's credentials
 //! from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and the endpoint
 //! from `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), which points it at DynamoDB
-//! Local in development and tests. Building the client does no I/O.
+//! Local in development and tests. Requests go over reqwest ([`crate::aws_http`]).
+//! Building the client does no I/O.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use crate::aws_http::ReqwestHttpClient;
 use crate::config::Env;
 
 pub const PARTITION_KEY: &str = "conversation_id";
@@ -58,7 +60,8 @@ pub fn config_builder_from(env: &Env) -> aws_sdk_dynamodb::config::Builder {
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .http_client(ReqwestHttpClient::with_connect_timeout(CONNECT_TIMEOUT));
     match env
         .optional("AWS_REGION")
         .or_else(|| env.optional("AWS_DEFAULT_REGION"))
