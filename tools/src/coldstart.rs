@@ -470,6 +470,9 @@ pub async fn run_once(
                     Some(RuntimeEvent::Response(at, body)) => {
                         let peak_rss_kib = peak_rss_kib(pid)?;
                         let init = init.context("a response before any invocation/next")?;
+                        if let Some(path) = log {
+                            append_response(path, &body);
+                        }
                         check_response(&body, scenario.expect_status)?;
                         return Ok(Sample { init, first_invoke: at - spawned, peak_rss_kib });
                     }
@@ -491,6 +494,19 @@ pub async fn run_once(
     match outcome {
         Ok(result) => result,
         Err(_) => bail!("no response within {RUN_TIMEOUT:?}"),
+    }
+}
+
+/// Appends the function's answer (its first 2 KiB) to the log, after the function's own lines.
+fn append_response(path: &Path, body: &[u8]) {
+    use std::io::Write as _;
+    if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(path) {
+        let shown = &body[..body.len().min(2048)];
+        let _ = writeln!(
+            file,
+            "[coldstart] response: {}",
+            String::from_utf8_lossy(shown)
+        );
     }
 }
 

@@ -7,7 +7,9 @@
 //! Needs the local stack's settings in the environment (`.dev/stack.env`): the Upstash
 //! proxy, DynamoDB Local, the table and the fake secrets. Ably is answered by a mock
 //! started here. Each scenario gets one unrecorded run first (the binary into the page
-//! cache), then `--runs` recorded ones; any failed run fails the whole command.
+//! cache), then `--runs` recorded ones; any failed run fails the whole command. Every
+//! scenario writes to a table of its own (created and deleted here) and every run under a
+//! Redis key prefix of its own.
 
 use std::path::PathBuf;
 
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let ably_url = format!("http://{}", ably.local_addr()?);
     tokio::spawn(serve_ably_mock(ably));
     let session = format!("coldstart-{:08x}", rand::random::<u32>());
+    let dynamo = chat_core::dynamo::client();
 
     let mut summaries = Vec::new();
     let scenarios = default_scenarios(&args.events_dir, args.webhook_events);
@@ -103,6 +106,12 @@ async fn main() -> anyhow::Result<()> {
             "[coldstart] {} ({} runs + 1 unrecorded)",
             scenario.name, args.runs
         );
+        // A fresh table per scenario: DynamoDB Local's DescribeTable (ably-stats) slows
+        // down as a table fills, so earlier scenarios must not weigh on later ones.
+        let table = format!("{session}-{index}");
+        chat_core::dynamo::ensure_chat_events_table(&dynamo, &table)
+            .await
+            .with_context(|| format!("creating table {table}"))?;
         let mut samples = Vec::with_capacity(args.runs);
         for run in 0..=args.runs {
             let run_id = format!("{session}-{index}-{run}");
@@ -110,13 +119,20 @@ async fn main() -> anyhow::Result<()> {
             // Every run its own Redis key prefix: rate limits and caches start empty, as
             // for a new caller, and runs never see each other's data.
             let prefix = format!("{run_id}:");
-            let app = app_env(&[("ABLY_REST_URL", &ably_url), ("REDIS_KEY_PREFIX", &prefix)]);
+            let app = app_env(&[
+                ("ABLY_REST_URL", &ably_url),
+                ("REDIS_KEY_PREFIX", &prefix),
+                ("CHAT_EVENTS_TABLE", &table),
+            ]);
             let sample = run_once(&bootstrap, &scenario, &event, &app, args.log.as_deref())
                 .await
                 .with_context(|| format!("{} run {run}", scenario.name))?;
             if run > 0 {
                 samples.push(sample);
             }
+        }
+        if let Err(err) = dynamo.delete_table().table_name(&table).send().await {
+            eprintln!("[coldstart] could not delete table {table}: {err}");
         }
         summaries.extend(summarise(&scenario.name, &samples, bytes));
     }
