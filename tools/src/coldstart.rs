@@ -78,6 +78,9 @@ pub struct Sample {
     pub init: Duration,
     pub first_invoke: Duration,
     pub peak_rss_kib: u64,
+    /// CPU time the process's threads ran for until the response, where the kernel reports
+    /// it (`/proc/<pid>/task/*/sched`); the rest of the first invoke is waiting on stores.
+    pub cpu: Option<Duration>,
 }
 
 /// The scenarios of `scripts/coldstart`, one event per function plus the large webhook.
@@ -469,12 +472,13 @@ pub async fn run_once(
                     }
                     Some(RuntimeEvent::Response(at, body)) => {
                         let peak_rss_kib = peak_rss_kib(pid)?;
+                        let cpu = cpu_time(pid);
                         let init = init.context("a response before any invocation/next")?;
                         if let Some(path) = log {
                             append_response(path, &body);
                         }
                         check_response(&body, scenario.expect_status)?;
-                        return Ok(Sample { init, first_invoke: at - spawned, peak_rss_kib });
+                        return Ok(Sample { init, first_invoke: at - spawned, peak_rss_kib, cpu });
                     }
                     Some(RuntimeEvent::Error(what)) => bail!("the function reported an error: {what}"),
                     None => bail!("the Runtime API stand-in stopped"),
@@ -514,6 +518,25 @@ fn append_response(path: &Path, body: &[u8]) {
 pub fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_vm_hwm(&status).context("no VmHWM in /proc/<pid>/status")
+}
+
+/// The run time of every live thread of a process, summed from `se.sum_exec_runtime`
+/// (milliseconds) in `/proc/<pid>/task/<tid>/sched`; `None` where the kernel has no such file.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+        total += parse_sum_exec_runtime_ms(&sched)?;
+    }
+    Some(Duration::from_secs_f64(total / 1000.0))
+}
+
+fn parse_sum_exec_runtime_ms(sched: &str) -> Option<f64> {
+    sched
+        .lines()
+        .find_map(|line| line.strip_prefix("se.sum_exec_runtime"))
+        .and_then(|rest| rest.trim_start().strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 fn parse_vm_hwm(status: &str) -> Option<u64> {
@@ -573,6 +596,8 @@ pub struct Summary {
     pub init_ms: Spread,
     pub first_invoke_ms: Spread,
     pub peak_rss_mib: Spread,
+    /// `None` when the kernel did not report CPU time.
+    pub cpu_ms: Option<Spread>,
     pub bootstrap_bytes: u64,
 }
 
@@ -594,6 +619,11 @@ pub fn summarise(scenario: &str, samples: &[Sample], bootstrap_bytes: u64) -> Op
                 .map(|s| s.peak_rss_kib as f64 / 1024.0)
                 .collect::<Vec<_>>(),
         )?,
+        cpu_ms: samples
+            .iter()
+            .map(|s| s.cpu.map(|c| c.as_secs_f64() * 1000.0))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|cpu| Spread::of(&cpu)),
         bootstrap_bytes,
     })
 }
@@ -601,7 +631,7 @@ pub fn summarise(scenario: &str, samples: &[Sample], bootstrap_bytes: u64) -> Op
 /// A Markdown table of the summaries.
 pub fn table(summaries: &[Summary]) -> String {
     let mut out = String::from(
-        "| function | runs | init ms (min / median / max) | first invoke ms (min / median / max) | peak RSS MiB (min / median / max) | bootstrap bytes |\n|---|---|---|---|---|---|\n",
+        "| function | runs | init ms (min / median / max) | first invoke ms (min / median / max) | CPU ms to the response (min / median / max) | peak RSS MiB (min / median / max) | bootstrap bytes |\n|---|---|---|---|---|---|---|\n",
     );
     for s in summaries {
         let spread = |s: &Spread, digits: usize| {
@@ -614,11 +644,14 @@ pub fn table(summaries: &[Summary]) -> String {
             )
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             s.scenario,
             s.runs,
             spread(&s.init_ms, 1),
             spread(&s.first_invoke_ms, 1),
+            s.cpu_ms
+                .as_ref()
+                .map_or_else(|| "n/a".to_owned(), |c| spread(c, 1)),
             spread(&s.peak_rss_mib, 1),
             s.bootstrap_bytes
         ));
@@ -638,6 +671,7 @@ pub fn to_json(summaries: &[Summary]) -> Value {
                     "runs": s.runs,
                     "initMs": spread(&s.init_ms),
                     "firstInvokeMs": spread(&s.first_invoke_ms),
+                    "cpuMs": s.cpu_ms.as_ref().map(spread),
                     "peakRssMiB": spread(&s.peak_rss_mib),
                     "bootstrapBytes": s.bootstrap_bytes,
                 })
@@ -779,6 +813,8 @@ mod tests {
         assert_eq!(parse_vm_hwm(status), Some(9876));
         assert_eq!(parse_vm_hwm("Name: x\n"), None);
         assert!(peak_rss_kib(std::process::id()).unwrap() > 0);
+        let sched = "bootstrap (12, #threads: 3)\n---\nse.exec_start : 1.5\nse.sum_exec_runtime                          :             1.579559\n";
+        assert_eq!(parse_sum_exec_runtime_ms(sched), Some(1.579559));
     }
 
     #[test]
