@@ -39,6 +39,8 @@ impl ReqwestHttpClient {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(50))
+            // As the SDK's own client: a signed request is never re-sent to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             // Building only fails when the TLS backend cannot initialise, which no request can fix.
             .unwrap_or_else(|_| reqwest::Client::new());
