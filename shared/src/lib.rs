@@ -8,6 +8,7 @@ pub mod ably;
 pub mod ably_auth;
 pub mod analytics;
 pub mod auth;
+pub mod aws_http;
 pub mod bridge;
 pub mod channels;
 pub mod config;

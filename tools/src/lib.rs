@@ -1,8 +1,10 @@
 //! Local development tools. The main one is [`upstash_proxy`], an Upstash-REST-compatible
 //! server in front of a real `redis-server`, so the production Redis client is exercised
 //! over the same protocol it uses against Upstash. [`webhook_load`] is the load generator
-//! for the `ably-events` handler (`scripts/load`).
+//! for the `ably-events` handler (`scripts/load`); [`coldstart`] measures the release
+//! binaries' cold starts against a local Lambda Runtime API stand-in (`scripts/coldstart`).
 
+pub mod coldstart;
 pub mod resp;
 pub mod upstash_proxy;
 pub mod webhook_load;

@@ -9,9 +9,7 @@ use lambda_http::{run, service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     chat_core::telemetry::init();
     let state = Arc::new(
-        StatsState::from_env()
-            .await
-            .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
+        StatsState::from_env().inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
     );
     run(service_fn(move |req: Request| {
         let state = Arc::clone(&state);

@@ -10,7 +10,6 @@ async fn main() -> Result<(), Error> {
     chat_core::telemetry::init();
     let state = Arc::new(
         ResumeState::from_env()
-            .await
             .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
     );
     run(service_fn(move |req: Request| {

@@ -69,9 +69,9 @@ pub struct EventsState {
 }
 
 impl EventsState {
-    pub async fn new(config: EventsConfig) -> Self {
+    pub fn new(config: EventsConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
-        let dynamo = crate::dynamo::client().await;
+        let dynamo = crate::dynamo::client();
         Self::with_clients(config, redis, dynamo)
     }
 
@@ -102,8 +102,8 @@ impl EventsState {
         }
     }
 
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(EventsConfig::load(Env::from_process())?).await)
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(EventsConfig::load(Env::from_process())?))
     }
 
     /// The history reader over the same stores.

@@ -185,9 +185,9 @@ pub struct ResumeState {
 
 impl ResumeState {
     /// Production clients and the logging mail sender.
-    pub async fn new(config: ResumeConfig) -> Self {
+    pub fn new(config: ResumeConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
-        let dynamo = crate::dynamo::client().await;
+        let dynamo = crate::dynamo::client();
         Self::with_clients(config, redis, dynamo, Arc::new(LogMailSender))
     }
 
@@ -251,8 +251,8 @@ impl ResumeState {
         }
     }
 
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(ResumeConfig::load(Env::from_process())?).await)
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(ResumeConfig::load(Env::from_process())?))
     }
 
     /// The Redis key that marks a link as used.

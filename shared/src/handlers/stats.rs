@@ -75,9 +75,9 @@ pub struct StatsState {
 }
 
 impl StatsState {
-    pub async fn new(config: StatsConfig) -> Self {
+    pub fn new(config: StatsConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
-        let dynamo = crate::dynamo::client().await;
+        let dynamo = crate::dynamo::client();
         let ably = AblyClient::new(&config.ably);
         Self::with_clients(config, redis, dynamo, ably)
     }
@@ -101,8 +101,8 @@ impl StatsState {
         }
     }
 
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(StatsConfig::load(Env::from_process())?).await)
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(StatsConfig::load(Env::from_process())?))
     }
 }
 

@@ -595,7 +595,6 @@ fn flat_item(conv: &str, i: i64) -> Value {
 /// A DynamoDB client pointed at a closed port: every request fails to connect.
 async fn unreachable_dynamo() -> aws_sdk_dynamodb::Client {
     let config = chat_core::dynamo::config_builder()
-        .await
         .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)

@@ -60,7 +60,7 @@ pub fn closed_port() -> u16 {
 
 pub async fn dynamo() -> aws_sdk_dynamodb::Client {
     stack_var("AWS_ENDPOINT_URL_DYNAMODB");
-    chat_core::dynamo::client().await
+    chat_core::dynamo::client()
 }
 
 /// A fresh chat events table with the production schema.
@@ -281,7 +281,6 @@ pub async fn counting_dynamo() -> (
     stack_var("AWS_ENDPOINT_URL_DYNAMODB");
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let config = chat_core::dynamo::config_builder()
-        .await
         .interceptor(CountRequests(std::sync::Arc::clone(&requests)))
         .build();
     (aws_sdk_dynamodb::Client::from_conf(config), requests)

@@ -501,7 +501,6 @@ fn signed(body: &str) -> (String, String) {
 async fn dynamo_down() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
         chat_core::dynamo::config_builder()
-            .await
             .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
             .build(),
     )
@@ -625,7 +624,7 @@ async fn stats_answers(a: &mut Answers, h: &Harness) {
     let p = "/api/ably/stats";
     let admin = auth(&bearer("admin-1", "admin", &[]));
     let customer = auth(&bearer("user-1", "customer", &["conv-1"]));
-    let s = stats::StatsState::new(config(&ably.uri())).await;
+    let s = stats::StatsState::new(config(&ably.uri()));
     send!(
         a,
         "stats: healthy",

@@ -57,7 +57,7 @@ fn config(h: &Harness, ably: &str, extra: &[(&str, &str)]) -> StatsConfig {
 }
 
 async fn state(h: &Harness, ably: &MockServer, extra: &[(&str, &str)]) -> StatsState {
-    StatsState::new(config(h, &ably.uri(), extra)).await
+    StatsState::new(config(h, &ably.uri(), extra))
 }
 
 async fn get(state: &StatsState, token: &str, query: &str) -> Response<Body> {
@@ -129,7 +129,6 @@ async fn dynamodb_unreachable_is_unhealthy_and_503() {
     let cfg = config(&h, &ably.uri(), &[]);
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         chat_core::dynamo::config_builder()
-            .await
             .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
             .build(),
     );

@@ -52,21 +52,21 @@ async fn call_with(function: &str, req: Request, overrides: &[(&str, &str)]) -> 
         }
         "ably-events" => {
             events::handle(
-                &events::EventsState::new(events::EventsConfig::load(env()).unwrap()).await,
+                &events::EventsState::new(events::EventsConfig::load(env()).unwrap()),
                 req,
             )
             .await
         }
         "ably-stats" => {
             stats::handle(
-                &stats::StatsState::new(stats::StatsConfig::load(env()).unwrap()).await,
+                &stats::StatsState::new(stats::StatsConfig::load(env()).unwrap()),
                 req,
             )
             .await
         }
         "resume" => {
             resume::handle(
-                &resume::ResumeState::new(resume::ResumeConfig::load(env()).unwrap()).await,
+                &resume::ResumeState::new(resume::ResumeConfig::load(env()).unwrap()),
                 req,
             )
             .await

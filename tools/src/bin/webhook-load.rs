@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|(name, secret)| (name.clone(), secret.expose().to_owned()))
         .context("no webhook key configured")?;
     let signer = Signer { key_name, secret };
-    let state = Arc::new(EventsState::new(config).await);
+    let state = Arc::new(EventsState::new(config));
     chat_core::dynamo::ensure_chat_events_table(&state.archive.client, &run).await?;
 
     let batches = Arc::new(webhook_load::batches(&plan, &run));
