@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
@@ -506,21 +507,32 @@ impl EventArchive {
         limit: usize,
         now_secs: i64,
     ) -> Result<Vec<ChatEvent>, ArchiveError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :c")
+            .filter_expression("#ttl > :now")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":c", AttributeValue::S(conversation_id.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
+            .scan_index_forward(false)
+            .limit((limit * 2).clamp(10, 1000) as i32);
+        Self::collect(query, limit).await
+    }
+
+    /// The events of `query`, page after page, until there are `limit` of them or the
+    /// partition ends.
+    async fn collect(
+        query: QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<ChatEvent>, ArchiveError> {
         let mut events = Vec::with_capacity(limit);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :c")
-                .filter_expression("#ttl > :now")
-                .expression_attribute_names("#pk", PARTITION_KEY)
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":c", AttributeValue::S(conversation_id.to_owned()))
-                .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
-                .scan_index_forward(false)
-                .limit((limit * 2).clamp(10, 1000) as i32)
+            let page = query
+                .clone()
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -552,8 +564,6 @@ impl EventArchive {
         limit: usize,
         now_secs: i64,
     ) -> Result<Vec<ChatEvent>, ArchiveError> {
-        let mut events = Vec::with_capacity(limit);
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
         let mut names = HashMap::from([
             ("#pk".to_owned(), PARTITION_KEY.to_owned()),
             ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned()),
@@ -573,35 +583,18 @@ impl EventArchive {
             }
             None => "#pk = :c",
         };
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(condition)
-                .filter_expression("#ttl > :now")
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(true)
-                .consistent_read(true)
-                .limit(limit.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
-            for item in page.items() {
-                if let Some(event) = item_event(item) {
-                    events.push(event);
-                }
-                if events.len() == limit {
-                    return Ok(events);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(events),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .filter_expression("#ttl > :now")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(true)
+            .consistent_read(true)
+            .limit(limit.clamp(1, 1000) as i32);
+        Self::collect(query, limit).await
     }
 }
 

@@ -96,12 +96,7 @@ fn resume_state(
     redis: RedisClient,
     dynamo: aws_sdk_dynamodb::Client,
 ) -> ResumeState {
-    let mut vars = vec![
-        ("CHAT_EVENTS_TABLE", events.table.as_str()),
-        ("REDIS_KEY_PREFIX", events.prefix.as_str()),
-    ];
-    vars.extend_from_slice(overrides);
-    let config = ResumeConfig::load(env_with(&vars)).expect("resume config");
+    let config = crate::resume::config_over(events, overrides);
     ResumeState::with_clients(config, redis, dynamo, Arc::new(LogMailSender))
 }
 

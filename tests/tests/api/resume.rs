@@ -140,17 +140,22 @@ impl Resume {
     }
 }
 
-async fn state_over(
-    events: &Harness,
-    overrides: &[(&str, &str)],
-    mail: Arc<dyn MailSender>,
-) -> ResumeState {
+/// The resume configuration over an events harness's table and Redis key prefix.
+pub fn config_over(events: &Harness, overrides: &[(&str, &str)]) -> ResumeConfig {
     let mut vars = vec![
         ("CHAT_EVENTS_TABLE", events.table.as_str()),
         ("REDIS_KEY_PREFIX", events.prefix.as_str()),
     ];
     vars.extend_from_slice(overrides);
-    let config = ResumeConfig::load(env_with(&vars)).expect("resume config");
+    ResumeConfig::load(env_with(&vars)).expect("resume config")
+}
+
+async fn state_over(
+    events: &Harness,
+    overrides: &[(&str, &str)],
+    mail: Arc<dyn MailSender>,
+) -> ResumeState {
+    let config = config_over(events, overrides);
     let redis = RedisClient::new(&config.redis);
     ResumeState::with_clients(config, redis, crate::helpers::dynamo().await, mail)
 }

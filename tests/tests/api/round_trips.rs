@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chat_core::config::RedisConfig;
 use chat_core::email::EmailAddress;
 use chat_core::handlers::publish::{PublishConfig, PublishState};
-use chat_core::handlers::resume::{ResumeConfig, ResumeState, HYDRATION_EVENTS};
+use chat_core::handlers::resume::{ResumeState, HYDRATION_EVENTS};
 use chat_core::mail::LogMailSender;
 use chat_core::redis::RedisClient;
 use serde_json::json;
@@ -158,13 +158,8 @@ async fn a_publish_costs_one_ably_request_and_one_redis_request() {
 
 /// A resume state over the events harness's table and prefix, with counting clients.
 async fn counted_resume(events: &Harness, counters: &Counters) -> ResumeState {
-    let config = ResumeConfig::load(env_with(&[
-        ("CHAT_EVENTS_TABLE", events.table.as_str()),
-        ("REDIS_KEY_PREFIX", events.prefix.as_str()),
-    ]))
-    .expect("resume config");
     ResumeState::with_clients(
-        config,
+        crate::resume::config_over(events, &[]),
         counters.redis_client(),
         counters.dynamo_client.clone(),
         Arc::new(LogMailSender),
