@@ -251,6 +251,24 @@ impl Caller {
             }
         }
     }
+
+    /// [`Self::may_use`] as an answer: Ok, or 403 `conversation_forbidden` for a
+    /// conversation (`channel_forbidden` for any other channel).
+    pub fn ensure_may_use(&self, channel: &ChannelName) -> Result<(), ApiError> {
+        if self.may_use(channel) {
+            return Ok(());
+        }
+        Err(match channel.family() {
+            Family::Conversation => ApiError::forbidden(
+                "conversation_forbidden",
+                "This conversation is not available to the caller",
+            ),
+            _ => ApiError::forbidden(
+                "channel_forbidden",
+                "This channel is not available to the caller",
+            ),
+        })
+    }
 }
 
 /// Why a publish is refused.
@@ -338,20 +356,9 @@ impl Capability {
         Capability { resources }
     }
 
-    /// Only `channel`, or 403 `conversation_forbidden` if the caller does not own it.
+    /// Only `channel`, or 403 if the caller does not own it (see [`Caller::ensure_may_use`]).
     pub fn for_channel(caller: &Caller, channel: &ChannelName) -> Result<Self, ApiError> {
-        if !caller.may_use(channel) {
-            return Err(match channel.family() {
-                Family::Conversation => ApiError::forbidden(
-                    "conversation_forbidden",
-                    "This conversation is not available to the caller",
-                ),
-                _ => ApiError::forbidden(
-                    "channel_forbidden",
-                    "This channel is not available to the caller",
-                ),
-            });
-        }
+        caller.ensure_may_use(channel)?;
         Ok(Capability {
             resources: BTreeSet::from([channel.to_string()]),
         })

@@ -619,12 +619,7 @@ async fn poll(
                 "after must be a cursor returned by this endpoint",
             )
         })?;
-    if !caller.may_use(&channel) {
-        return Err(ApiError::forbidden(
-            "conversation_forbidden",
-            "conversation not allowed for this caller",
-        ));
-    }
+    caller.ensure_may_use(&channel)?;
 
     // One Redis round trip: the rate limit count and the cached list.
     let counter = format!("{caller_id}:{conversation_id}");
