@@ -238,11 +238,7 @@ impl EventCache {
                 "LRANGE did not return an array".into(),
             ));
         };
-        let mut events: Vec<ChatEvent> = items
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(|s| serde_json::from_str(s).ok())
-            .collect();
+        let mut events = list_events(items);
         sort_newest_first(&mut events);
         Ok(events)
     }
@@ -278,12 +274,7 @@ impl EventCache {
         if usage.count > u64::from(limiter.limit().max) {
             return Ok((usage, None));
         }
-        let events = list
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(|s| serde_json::from_str(s).ok())
-            .collect();
-        Ok((usage, Some(events)))
+        Ok((usage, Some(list_events(list))))
     }
 
     /// Puts archive events back into an empty cache list.
@@ -305,6 +296,16 @@ impl EventCache {
             .await
             .map(|_| ())
     }
+}
+
+/// The events of a conversation list's entries, in list order; an entry that is not an
+/// event is passed over.
+fn list_events(entries: &[Value]) -> Vec<ChatEvent> {
+    entries
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect()
 }
 
 /// `message:ai` timing fields the analytics percentiles are computed from.
