@@ -4,10 +4,12 @@
 
 use std::sync::OnceLock;
 
-use chat_core::config::{Secret, WebhookKeys};
-use chat_core::store::{item_event, EventArchive};
-use chat_core::webhook::payload::{conversation_id, MAX_BATCH_EVENTS};
-use chat_core::webhook::{ChatEvent, WebhookBatch};
+use chat_core::ably::WebhookKeys;
+use chat_core::platform::env::Secret;
+use chat_core::storage::archive::EventArchive;
+use chat_core::storage::item::item_event;
+use chat_core::ably::webhook::payload::{conversation_id, MAX_BATCH_EVENTS};
+use chat_core::ably::webhook::{ChatEvent, WebhookBatch};
 
 /// DynamoDB's key size limits: partition keys (table and `by_type` index) up to 2048
 /// bytes, sort keys up to 1024 bytes, and neither may be empty.

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use chat_core::ably::{prepare_publish, OutboundMessage};
-use chat_core::auth::{Caller, Role};
 use chat_core::handlers::publish::validate;
+use chat_core::identity::{Caller, Role};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 

@@ -6,10 +6,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chat_core::auth::{Authenticator, SessionIssuer};
-use chat_core::config::{JwtConfig, Secret};
-use chat_core::email::EmailAddress;
-use chat_core::resume_link::ResumeLinks;
+use chat_core::identity::email::EmailAddress;
+use chat_core::identity::resume_link::ResumeLinks;
+use chat_core::identity::{Authenticator, SessionIssuer};
+use chat_core::identity::{IdentityConfig, JwtConfig};
+use chat_core::platform::env::Secret;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef-0123";
@@ -29,14 +30,14 @@ fn bench(c: &mut Criterion) {
         "benchmark link must verify"
     );
 
-    let auth = Authenticator::new(
-        &JwtConfig {
+    let auth = Authenticator::new(&IdentityConfig {
+        jwt: JwtConfig {
             secret: Secret::new(JWT_SECRET),
             issuer: None,
             audience: None,
         },
-        &secret,
-    );
+        resume_secret: secret.clone(),
+    });
     let sessions = SessionIssuer::new(&secret);
     let session = sessions
         .issue(

@@ -6,10 +6,12 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chat_core::ably_auth::TokenSigner;
-use chat_core::auth::{Authenticator, Caller, Role};
+use chat_core::ably::credentials::TokenSigner;
+use chat_core::ably::AblyKey;
 use chat_core::channels::Capability;
-use chat_core::config::{AblyKey, JwtConfig, Secret};
+use chat_core::identity::{Authenticator, Caller, Role};
+use chat_core::identity::{IdentityConfig, JwtConfig};
+use chat_core::platform::env::Secret;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -81,14 +83,14 @@ fn capability(c: &mut Criterion) {
 }
 
 fn bearer_verification(c: &mut Criterion) {
-    let auth = Authenticator::new(
-        &JwtConfig {
+    let auth = Authenticator::new(&IdentityConfig {
+        jwt: JwtConfig {
             secret: Secret::new(JWT_SECRET),
             issuer: None,
             audience: None,
         },
-        &Secret::new(RESUME_SECRET),
-    );
+        resume_secret: Secret::new(RESUME_SECRET),
+    });
     let now = now_secs();
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -1,15 +1,17 @@
 //! The in-process path of `ably-events` per batch: verify the signature over the raw
 //! body, parse and normalise every entry, and build both store writes (the Redis `EVAL`
-//! arguments and the DynamoDB `PutRequest`s). Network time is not included.
+//! keys and arguments and the DynamoDB `PutRequest`s). Network time is not included.
 //!
 //! `cargo bench -p chat-core --bench webhook`
 
 use std::hint::black_box;
 
-use chat_core::config::{RedisConfig, Secret, WebhookKeys};
-use chat_core::redis::RedisClient;
-use chat_core::store::{EventArchive, EventCache, Keys};
-use chat_core::webhook::{parse, signature};
+use chat_core::ably::webhook::{parse, signature, WebhookVerifier};
+use chat_core::ably::WebhookKeys;
+use chat_core::platform::env::Secret;
+use chat_core::storage::{
+    EventStoreConfig, EventStores, Keys, RedisClient, RedisConfig, RetentionConfig,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
 
@@ -82,30 +84,38 @@ fn other_shapes(n: usize) -> [(&'static str, Vec<u8>); 3] {
 
 fn bench(c: &mut Criterion) {
     let secret = "bench-secret-not-real";
-    let keys = WebhookKeys {
+    let verifier = WebhookVerifier::new(&WebhookKeys {
         keys: vec![("app.key".to_owned(), Secret::new(secret))],
-    };
-    let cache = EventCache {
-        redis: RedisClient::new(&RedisConfig {
-            url: "http://127.0.0.1:1".into(),
-            token: Secret::new("t"),
-        }),
-        keys: Keys::default(),
-        ttl_seconds: 86_400,
-        max_events: 100,
-        pubsub_bridge: false,
-    };
+    });
+    let redis = RedisClient::new(&RedisConfig {
+        url: "http://127.0.0.1:1".into(),
+        token: Secret::new("t"),
+        key_prefix: String::new(),
+    });
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .build(),
     );
-    let archive = EventArchive {
-        client: dynamo,
+    let config = EventStoreConfig {
         table: "chat-events".into(),
-        retention_days: 90,
+        retention: RetentionConfig {
+            event_retention_days: 90,
+            redis_event_ttl_seconds: 86_400,
+            redis_event_max: 100,
+        },
     };
+    let stores = |bridge| {
+        EventStores::new(
+            &config,
+            redis.clone(),
+            Keys::default(),
+            dynamo.clone(),
+            bridge,
+        )
+    };
+    let EventStores { cache, archive } = stores(false);
 
     let mut group = c.benchmark_group("webhook_in_process");
     for n in [1usize, 100, 1000] {
@@ -114,10 +124,10 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
             b.iter(|| {
-                assert!(signature::verify(&keys, Some("app.key"), Some(&sig), body));
+                assert!(verifier.verify(Some("app.key"), Some(&sig), body).is_ok());
                 let batch = parse(black_box(body)).expect("valid batch");
                 let redis_args =
-                    cache.mirror_args(&batch.events, batch.lifecycle, 1_763_000_000_000);
+                    cache.mirror_call(&batch.events, batch.lifecycle, 1_763_000_000_000);
                 let dynamo_writes = archive.write_requests(&batch.events, 1_763_000_000);
                 black_box((redis_args, dynamo_writes))
             })
@@ -130,21 +140,18 @@ fn bench(c: &mut Criterion) {
     let sig = signature::sign(secret, &body);
     let mut parts = c.benchmark_group("webhook_parts_1000");
     parts.bench_function("verify", |b| {
-        b.iter(|| signature::verify(&keys, Some("app.key"), Some(&sig), black_box(&body)))
+        b.iter(|| verifier.verify(Some("app.key"), Some(&sig), black_box(&body)))
     });
     parts.bench_function("parse", |b| b.iter(|| parse(black_box(&body))));
     parts.bench_function("json_value_only", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
     });
     parts.bench_function("redis_args", |b| {
-        b.iter(|| cache.mirror_args(black_box(&batch.events), 0, 1))
+        b.iter(|| cache.mirror_call(black_box(&batch.events), 0, 1))
     });
-    let bridged = EventCache {
-        pubsub_bridge: true,
-        ..cache.clone()
-    };
+    let bridged = stores(true).cache;
     parts.bench_function("redis_args_bridged", |b| {
-        b.iter(|| bridged.mirror_args(black_box(&batch.events), 0, 1))
+        b.iter(|| bridged.mirror_call(black_box(&batch.events), 0, 1))
     });
     parts.bench_function("dynamo_writes", |b| {
         b.iter(|| archive.write_requests(black_box(&batch.events), 1))

@@ -25,9 +25,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::auth::{Caller, Role};
-use crate::error::ApiError;
-use crate::ids::is_identifier;
+use crate::identity::ids::is_identifier;
+use crate::identity::{Caller, Role};
+use crate::platform::error::ApiError;
 
 /// The operations every granted resource carries, sorted (canonical order).
 pub const OPERATIONS: [&str; 4] = ["history", "presence", "publish", "subscribe"];
@@ -220,55 +220,48 @@ impl std::str::FromStr for ChannelName {
     }
 }
 
-/// Shorthand for [`ChannelName::parse`].
-pub fn parse(name: &str) -> Result<ChannelName, InvalidChannel> {
-    ChannelName::parse(name)
+/// Whether `caller` owns `channel` (may subscribe to it and publish on it).
+pub fn may_use(caller: &Caller, channel: &ChannelName) -> bool {
+    let rule = channel.family().rule();
+    match caller {
+        Caller::User {
+            user_id,
+            role,
+            conversations,
+        } => {
+            rule.any_channel.contains(role)
+                || match channel {
+                    ChannelName::Conversation { conversation_id } => {
+                        conversations.iter().any(|c| c == conversation_id)
+                    }
+                    other => other.owner_user_id() == Some(user_id.as_str()),
+                }
+        }
+        Caller::Session {
+            conversation_id: own,
+            ..
+        } => {
+            matches!(channel, ChannelName::Conversation { conversation_id } if conversation_id == own)
+        }
+    }
 }
 
-impl Caller {
-    /// Whether the caller owns `channel` (may subscribe to it and publish on it).
-    pub fn may_use(&self, channel: &ChannelName) -> bool {
-        let rule = channel.family().rule();
-        match self {
-            Caller::User {
-                user_id,
-                role,
-                conversations,
-            } => {
-                rule.any_channel.contains(role)
-                    || match channel {
-                        ChannelName::Conversation { conversation_id } => {
-                            conversations.iter().any(|c| c == conversation_id)
-                        }
-                        other => other.owner_user_id() == Some(user_id.as_str()),
-                    }
-            }
-            Caller::Session {
-                conversation_id: own,
-                ..
-            } => {
-                matches!(channel, ChannelName::Conversation { conversation_id } if conversation_id == own)
-            }
-        }
+/// [`may_use`] as an answer: Ok, or 403 `conversation_forbidden` for a conversation
+/// (`channel_forbidden` for any other channel).
+pub fn ensure_may_use(caller: &Caller, channel: &ChannelName) -> Result<(), ApiError> {
+    if may_use(caller, channel) {
+        return Ok(());
     }
-
-    /// [`Self::may_use`] as an answer: Ok, or 403 `conversation_forbidden` for a
-    /// conversation (`channel_forbidden` for any other channel).
-    pub fn ensure_may_use(&self, channel: &ChannelName) -> Result<(), ApiError> {
-        if self.may_use(channel) {
-            return Ok(());
-        }
-        Err(match channel.family() {
-            Family::Conversation => ApiError::forbidden(
-                "conversation_forbidden",
-                "This conversation is not available to the caller",
-            ),
-            _ => ApiError::forbidden(
-                "channel_forbidden",
-                "This channel is not available to the caller",
-            ),
-        })
-    }
+    Err(match channel.family() {
+        Family::Conversation => ApiError::forbidden(
+            "conversation_forbidden",
+            "This conversation is not available to the caller",
+        ),
+        _ => ApiError::forbidden(
+            "channel_forbidden",
+            "This channel is not available to the caller",
+        ),
+    })
 }
 
 /// Why a publish is refused.
@@ -295,7 +288,7 @@ impl From<Denial> for ApiError {
 
 /// Whether `caller` may publish `event_name` on `channel`.
 pub fn may_publish(caller: &Caller, channel: &ChannelName, event_name: &str) -> Result<(), Denial> {
-    if !caller.may_use(channel) {
+    if !may_use(caller, channel) {
         return Err(Denial::ChannelNotOwned);
     }
     let publisher = channel
@@ -356,9 +349,9 @@ impl Capability {
         Capability { resources }
     }
 
-    /// Only `channel`, or 403 if the caller does not own it (see [`Caller::ensure_may_use`]).
+    /// Only `channel`, or 403 if the caller does not own it (see [`ensure_may_use`]).
     pub fn for_channel(caller: &Caller, channel: &ChannelName) -> Result<Self, ApiError> {
-        caller.ensure_may_use(channel)?;
+        ensure_may_use(caller, channel)?;
         Ok(Capability {
             resources: BTreeSet::from([channel.to_string()]),
         })
@@ -467,7 +460,7 @@ mod tests {
         ];
         let sess = session("c1");
         for (name, expected) in cases {
-            let got = [&customer, &broker, &admin, &service, &sess].map(|c| c.may_use(&ch(name)));
+            let got = [&customer, &broker, &admin, &service, &sess].map(|c| may_use(c, &ch(name)));
             assert_eq!(got, expected, "{name}");
         }
     }

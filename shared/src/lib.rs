@@ -1,31 +1,24 @@
 //! Shared library of the Ably chat Lambda functions.
 //!
-//! Every function binary is a thin `main.rs`: it starts telemetry, builds its state
-//! (typed config and clients) once at cold start and hands each request to a handler
-//! in [`handlers`]. Everything two functions could share lives here.
+//! Every function binary is a thin `main.rs` that calls [`handlers::run`]: telemetry, its
+//! state (typed config and clients) built once at cold start, and every request to its
+//! handler. The crate is laid out by concept, each depending only on those above it:
+//!
+//! - [`platform`]: HTTP layer, errors, environment, logs, metrics, outbound clients, clock
+//! - [`identity`]: callers, bearer JWTs, chat sessions, resume links, ids, email addresses
+//! - [`channels`]: the one channel table (ownership, events, capabilities)
+//! - [`events`]: the chat event, its keys and times, the polling cursor, the bridge envelope
+//! - [`ably`]: the REST client, its errors and retries, credentials, the webhook
+//! - [`storage`]: Redis (client, keys, Lua scripts, cache), DynamoDB (archive, items),
+//!   history, rate limits, analytics
+//! - [`handlers`]: one module per function
 
 pub mod ably;
-pub mod ably_auth;
-pub mod analytics;
-pub mod auth;
-pub mod aws_http;
-pub mod bridge;
 pub mod channels;
-pub mod config;
-pub mod cursor;
-pub mod dynamo;
-pub mod email;
-pub mod error;
+pub mod events;
 pub mod handlers;
-pub mod http;
-pub mod ids;
-pub mod mail;
-pub mod metrics;
-pub mod ratelimit;
-pub mod redis;
-pub mod resume_link;
-pub mod store;
-pub mod telemetry;
-pub mod webhook;
+pub mod identity;
+pub mod platform;
+pub mod storage;
 
-pub use error::ApiError;
+pub use platform::error::ApiError;

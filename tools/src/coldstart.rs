@@ -191,11 +191,11 @@ fn unique_message_ids(body: &str, run: &str) -> anyhow::Result<String> {
 
 /// Puts `body` into a webhook event with its `content-length` and Ably signature headers.
 fn set_webhook_body(event: &mut Value, body: String, secrets: &Secrets) -> anyhow::Result<()> {
-    let key: chat_core::config::AblyKey = secrets
+    let key: chat_core::ably::AblyKey = secrets
         .ably_api_key
         .parse()
         .map_err(|e| anyhow::anyhow!("ABLY_API_KEY is invalid: {e}"))?;
-    let signature = chat_core::webhook::signature::sign(key.secret.expose(), body.as_bytes());
+    let signature = chat_core::ably::webhook::signature::sign(key.secret.expose(), body.as_bytes());
     let headers = &mut event["headers"];
     headers["content-length"] = json!(body.len().to_string());
     headers["x-ably-key"] = json!(key.name);
@@ -855,7 +855,7 @@ mod tests {
         assert_eq!(event["headers"]["x-ably-key"], "app.key");
         assert_eq!(
             event["headers"]["x-ably-signature"],
-            chat_core::webhook::signature::sign("webhook-secret", body.as_bytes())
+            chat_core::ably::webhook::signature::sign("webhook-secret", body.as_bytes())
         );
         assert_eq!(event["headers"]["content-length"], body.len().to_string());
 

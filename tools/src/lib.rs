@@ -3,8 +3,10 @@
 //! over the same protocol it uses against Upstash. [`webhook_load`] is the load generator
 //! for the `ably-events` handler (`scripts/load`); [`coldstart`] measures the release
 //! binaries' cold starts against a local Lambda Runtime API stand-in (`scripts/coldstart`).
+//! [`table`] creates the chat events table for the local stack and the tests.
 
 pub mod coldstart;
 pub mod resp;
+pub mod table;
 pub mod upstash_proxy;
 pub mod webhook_load;

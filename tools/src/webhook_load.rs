@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_core::handlers::events::{handle, EventsState};
-use chat_core::webhook::signature::sign;
+use chat_core::ably::webhook::signature::sign;
+use chat_core::handlers::ably_events::{handle, EventsState};
 use lambda_http::{Context, RequestExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -371,13 +371,13 @@ pub async fn verify(state: &EventsState, batches: &[Batch]) -> anyhow::Result<Ve
             .map(|c| {
                 vec![
                     "LRANGE".to_owned(),
-                    state.cache.keys.events(c),
+                    state.stores.cache.keys().events(c),
                     "0".to_owned(),
                     "-1".to_owned(),
                 ]
             })
             .collect();
-        let replies = state.cache.redis.pipeline(&commands).await?;
+        let replies = state.stores.cache.redis().pipeline(&commands).await?;
         for (conversation, reply) in chunk.iter().zip(replies) {
             let list = reply.map_err(|e| anyhow::anyhow!("LRANGE failed: {e}"))?;
             let mut seen = HashSet::new();
@@ -409,10 +409,11 @@ async fn scan_events(state: &EventsState) -> anyhow::Result<Vec<(String, String)
         // Each page is up to 1 MB; far more pages than any run writes.
         for _ in 0..100_000 {
             let page = state
+                .stores
                 .archive
-                .client
+                .client()
                 .scan()
-                .table_name(&state.archive.table)
+                .table_name(state.stores.archive.table())
                 .segment(segment)
                 .total_segments(SEGMENTS)
                 .projection_expression("conversation_id, id")
@@ -447,18 +448,20 @@ async fn scan_events(state: &EventsState) -> anyhow::Result<Vec<(String, String)
 /// Deletes the run's table and Redis keys.
 pub async fn clean_up(state: &EventsState) -> anyhow::Result<()> {
     state
+        .stores
         .archive
-        .client
+        .client()
         .delete_table()
-        .table_name(&state.archive.table)
+        .table_name(state.stores.archive.table())
         .send()
         .await?;
-    let pattern = format!("{}*", state.cache.keys.prefix);
+    let pattern = format!("{}*", state.stores.cache.keys().prefix());
     let mut cursor = "0".to_owned();
     for _ in 0..100_000 {
         let reply = state
+            .stores
             .cache
-            .redis
+            .redis()
             .command(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
             .await?;
         cursor = reply[0].as_str().unwrap_or("0").to_owned();
@@ -473,7 +476,7 @@ pub async fn clean_up(state: &EventsState) -> anyhow::Result<()> {
         if !keys.is_empty() {
             let mut del = vec!["DEL".to_owned()];
             del.extend(keys);
-            state.cache.redis.command(&del).await?;
+            state.stores.cache.redis().command(&del).await?;
         }
         if cursor == "0" {
             return Ok(());

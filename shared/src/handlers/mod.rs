@@ -1,8 +1,82 @@
 //! One module per Lambda function: its configuration, its state (clients built once at
-//! cold start) and its request handler. The function binaries only call into these.
+//! cold start) and its request handler. The function binaries only call [`run`].
 
-pub mod events;
+pub mod ably_events;
 pub mod publish;
 pub mod resume;
 pub mod stats;
 pub mod token;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{service_fn, Body, Request, Response};
+
+use crate::platform::env::ConfigError;
+
+/// What a function binary runs: a state built once from the environment, and the
+/// handler every request goes to.
+pub trait Function: Sized + Send + Sync + 'static {
+    /// Typed configuration and clients, at cold start; an error names every bad variable.
+    fn from_env() -> Result<Self, ConfigError>;
+    /// One request; client and server errors alike are responses, never invocation errors.
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Starts JSON logs, builds the state (a failed cold start is logged and ends the
+/// process) and serves requests until the runtime stops.
+pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
+    crate::platform::telemetry::init();
+    let state =
+        Arc::new(F::from_env().inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?);
+    lambda_http::run(service_fn(move |req: Request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, lambda_http::Error>(state.handle(req).await) }
+    }))
+    .await
+}
+
+impl Function for token::TokenState {
+    fn from_env() -> Result<Self, ConfigError> {
+        token::TokenState::from_env()
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        token::handle(self, req)
+    }
+}
+
+impl Function for publish::PublishState {
+    fn from_env() -> Result<Self, ConfigError> {
+        publish::PublishState::from_env()
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        publish::handle(self, req)
+    }
+}
+
+impl Function for ably_events::EventsState {
+    fn from_env() -> Result<Self, ConfigError> {
+        ably_events::EventsState::from_env()
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        ably_events::handle(self, req)
+    }
+}
+
+impl Function for stats::StatsState {
+    fn from_env() -> Result<Self, ConfigError> {
+        stats::StatsState::from_env()
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        stats::handle(self, req)
+    }
+}
+
+impl Function for resume::ResumeState {
+    fn from_env() -> Result<Self, ConfigError> {
+        resume::ResumeState::from_env()
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        resume::handle(self, req)
+    }
+}

@@ -12,16 +12,19 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ably::{message_id_base, AblyClient, OutboundMessage};
-use crate::auth::{Authenticator, Caller};
+use crate::ably::{message_id_base, AblyClient, AblyConfig, OutboundMessage};
 use crate::channels::{may_publish, ChannelName};
-use crate::config::{
-    AblyConfig, ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, Secret,
+use crate::events::time::iso_millis;
+use crate::identity::{Authenticator, Caller, IdentityConfig};
+use crate::platform::clock;
+use crate::platform::env::{ConfigError, Env};
+use crate::platform::error::ApiError;
+use crate::platform::http::{
+    deadline, json_response, parse_json, serve, HttpConfig, RequestContext, Route, Service,
 };
-use crate::error::ApiError;
-use crate::http::{deadline, json_response, parse_json, serve, RequestContext, Route, Service};
-use crate::ratelimit::{FailurePolicy, RateLimiter};
-use crate::redis::RedisClient;
+use crate::platform::metrics::{self, Metric};
+use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
+use crate::storage::{RedisClient, RedisConfig};
 
 /// Largest `data`, serialised.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
@@ -44,10 +47,8 @@ pub const SERVICE: Service = Service {
 pub struct PublishConfig {
     pub http: HttpConfig,
     pub ably: AblyConfig,
-    pub jwt: JwtConfig,
-    pub resume_secret: Secret,
+    pub identity: IdentityConfig,
     pub redis: RedisConfig,
-    pub redis_key_prefix: String,
     pub rate_limit: RateLimit,
 }
 
@@ -56,10 +57,8 @@ impl PublishConfig {
         let config = PublishConfig {
             http: HttpConfig::from_env(&mut env),
             ably: AblyConfig::from_env(&mut env),
-            jwt: JwtConfig::from_env(&mut env),
-            resume_secret: env.secret("RESUME_TOKEN_SECRET", 32),
+            identity: IdentityConfig::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
-            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             rate_limit: RateLimit::from_env(
                 &mut env,
                 "RATE_LIMIT_PUBLISH",
@@ -91,14 +90,14 @@ impl PublishState {
     pub fn with_ably(config: PublishConfig, ably: AblyClient) -> Self {
         let limiter = RateLimiter::new(
             RedisClient::new(&config.redis),
-            config.redis_key_prefix.clone(),
+            config.redis.keys(),
             "publish",
             config.rate_limit,
             // Publishing stays available when the limiter's Redis is down.
             FailurePolicy::Open,
         );
         PublishState {
-            auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            auth: Authenticator::new(&config.identity),
             limiter,
             ably,
             config,
@@ -225,15 +224,11 @@ async fn publish(
     let receipt = state
         .ably
         .publish_with_id_base(&valid.channel_name, &valid.id_base, &[message], until)
-        .await
-        .map_err(|e| {
-            tracing::warn!(request_id = %ctx.request_id, channel = %valid.channel, error = %e, "publish failed");
-            e.to_api_error()
-        })?;
+        .await?;
     if receipt.attempts > 1 {
-        crate::metrics::emit(
+        metrics::emit(
             SERVICE.name,
-            &[crate::metrics::Metric::count(
+            &[Metric::count(
                 "publish_retries",
                 (receipt.attempts - 1) as usize,
             )],
@@ -250,8 +245,7 @@ async fn publish(
             success: true,
             channel_name: &valid.channel_name,
             message_id,
-            timestamp: crate::webhook::payload::iso_millis(chrono::Utc::now().timestamp_millis())
-                .unwrap_or_default(),
+            timestamp: iso_millis(clock::now_ms()).unwrap_or_default(),
         },
     ))
 }

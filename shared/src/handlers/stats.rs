@@ -15,15 +15,16 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ably::{AblyClient, AblyError};
-use crate::analytics::{self, Analytics};
-use crate::auth::{Authenticator, Caller, Role};
-use crate::channels::ChannelName;
-use crate::config::{AblyConfig, ConfigError, Env, HttpConfig, JwtConfig, RedisConfig};
-use crate::error::ApiError;
-use crate::http::{json_response, serve, RequestContext, Route, Service};
-use crate::redis::{RedisClient, RedisError};
-use crate::store::Keys;
+use crate::ably::{AblyClient, AblyConfig, AblyError};
+use crate::channels::{may_use, ChannelName};
+use crate::events::time::iso_millis;
+use crate::identity::{Authenticator, Caller, JwtConfig, Role};
+use crate::platform::clock;
+use crate::platform::env::{ConfigError, Env};
+use crate::platform::error::ApiError;
+use crate::platform::http::{json_response, serve, HttpConfig, RequestContext, Route, Service};
+use crate::storage::analytics::{self, Analytics};
+use crate::storage::{Keys, RedisClient, RedisConfig, RedisError};
 
 pub const SERVICE: Service = Service {
     name: "ably-stats",
@@ -40,7 +41,6 @@ pub struct StatsConfig {
     pub ably: AblyConfig,
     pub jwt: JwtConfig,
     pub redis: RedisConfig,
-    pub redis_key_prefix: String,
     pub table: String,
     /// Per-dependency time budget of a health check.
     pub check_timeout: Duration,
@@ -53,7 +53,6 @@ impl StatsConfig {
             ably: AblyConfig::from_env(&mut env),
             jwt: JwtConfig::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
-            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             table: env.required("CHAT_EVENTS_TABLE"),
             check_timeout: Duration::from_millis(env.parsed_or("STATS_CHECK_TIMEOUT_MS", 1500)),
         };
@@ -77,7 +76,7 @@ pub struct StatsState {
 impl StatsState {
     pub fn new(config: StatsConfig) -> Self {
         let redis = RedisClient::new(&config.redis);
-        let dynamo = crate::dynamo::client();
+        let dynamo = crate::storage::dynamo::client();
         let ably = AblyClient::new(&config.ably);
         Self::with_clients(config, redis, dynamo, ably)
     }
@@ -91,9 +90,7 @@ impl StatsState {
     ) -> Self {
         StatsState {
             auth: Authenticator::bearer_only(&config.jwt),
-            keys: Keys {
-                prefix: config.redis_key_prefix.clone(),
-            },
+            keys: config.redis.keys(),
             redis,
             dynamo,
             ably,
@@ -182,10 +179,10 @@ async fn stats(
     let channel = requested_channel(&req, &caller)?;
     let sees_analytics = matches!(caller.role(), Some(Role::Admin | Role::Service));
     let budget = state.config.check_timeout;
-    let now = chrono::Utc::now();
+    let now_ms = clock::now_ms();
 
     let (ably, redis, dynamodb, channel_report, analytics) = tokio::join!(
-        check_ably(&state.ably, budget, now.timestamp_millis()),
+        check_ably(&state.ably, budget, now_ms),
         check_redis(&state.redis, budget),
         check_dynamodb(&state.dynamo, &state.config.table, budget),
         async {
@@ -198,11 +195,7 @@ async fn stats(
             if !sees_analytics {
                 return None;
             }
-            let read = within(
-                budget,
-                analytics::read(&state.redis, &state.keys, now.timestamp_millis()),
-            )
-            .await;
+            let read = within(budget, analytics::read(&state.redis, &state.keys, now_ms)).await;
             Some(match read {
                 Some(Ok(figures)) => AnalyticsReport::Figures(figures),
                 Some(Err(_)) | None => AnalyticsReport::Unavailable {
@@ -229,7 +222,7 @@ async fn stats(
         },
         channel: channel_report,
         analytics,
-        timestamp: crate::webhook::payload::iso_millis(now.timestamp_millis()).unwrap_or_default(),
+        timestamp: iso_millis(now_ms).unwrap_or_default(),
         response_time_ms: millis(started),
     };
     let code = if status == Health::Unhealthy {
@@ -247,7 +240,7 @@ fn requested_channel(req: &Request, caller: &Caller) -> Result<Option<ChannelNam
         return Ok(None);
     };
     let channel = ChannelName::parse(name)?;
-    if !caller.may_use(&channel) {
+    if !may_use(caller, &channel) {
         return Err(ApiError::forbidden(
             "channel_forbidden",
             "channel not allowed for this caller",

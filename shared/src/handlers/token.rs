@@ -5,23 +5,25 @@
 //! "ttlSeconds"?: 1..=86400}`. Other fields (e.g. token params ably-js forwards) are
 //! ignored: the capability, client id and ttl are decided here, never by the client.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::ably_auth::TokenSigner;
-use crate::auth::Authenticator;
+use crate::ably::credentials::TokenSigner;
+use crate::ably::AblyConfig;
 use crate::channels::{Capability, ChannelName};
-use crate::config::{
-    AblyConfig, ConfigError, Env, HttpConfig, JwtConfig, RateLimit, RedisConfig, Secret,
+use crate::identity::ids::identifier;
+use crate::identity::{Authenticator, IdentityConfig};
+use crate::platform::clock;
+use crate::platform::env::{ConfigError, Env};
+use crate::platform::error::ApiError;
+use crate::platform::http::{
+    json_object, json_response, serve, string_field, HttpConfig, RequestContext, Route, Service,
 };
-use crate::error::ApiError;
-use crate::http::{json_response, serve, RequestContext, Route, Service};
-use crate::ids::identifier;
-use crate::ratelimit::{FailurePolicy, RateLimiter};
-use crate::redis::RedisClient;
+use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
+use crate::storage::{RedisClient, RedisConfig};
 
 pub const SERVICE: Service = Service {
     name: "ably-token",
@@ -41,11 +43,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct TokenConfig {
     pub http: HttpConfig,
     pub ably: AblyConfig,
-    pub jwt: JwtConfig,
-    pub resume_secret: Secret,
+    pub identity: IdentityConfig,
     pub redis: RedisConfig,
-    /// `REDIS_KEY_PREFIX`: prepended as it is to every Redis key (e.g. `staging:`).
-    pub redis_key_prefix: String,
     pub rate_limit: RateLimit,
     pub realtime_enabled: bool,
 }
@@ -55,10 +54,8 @@ impl TokenConfig {
         let config = TokenConfig {
             http: HttpConfig::from_env(&mut env),
             ably: AblyConfig::from_env(&mut env),
-            jwt: JwtConfig::from_env(&mut env),
-            resume_secret: env.secret("RESUME_TOKEN_SECRET", 32),
+            identity: IdentityConfig::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
-            redis_key_prefix: env.optional("REDIS_KEY_PREFIX").unwrap_or_default(),
             rate_limit: RateLimit::from_env(
                 &mut env,
                 "RATE_LIMIT_TOKEN",
@@ -69,9 +66,6 @@ impl TokenConfig {
             ),
             realtime_enabled: env.flag("ENABLE_ABLY_REALTIME", true),
         };
-        if !config.jwt.secret.expose().is_empty() && config.jwt.secret == config.resume_secret {
-            env.problem("RESUME_TOKEN_SECRET must differ from JWT_SECRET");
-        }
         env.finish()?;
         Ok(config)
     }
@@ -90,14 +84,14 @@ impl TokenState {
         let redis = RedisClient::new(&config.redis);
         let limiter = RateLimiter::new(
             redis.clone(),
-            config.redis_key_prefix.clone(),
+            config.redis.keys(),
             "token",
             config.rate_limit,
             // Without a working limiter, issuing credentials is refused.
             FailurePolicy::Closed,
         );
         TokenState {
-            auth: Authenticator::new(&config.jwt, &config.resume_secret),
+            auth: Authenticator::new(&config.identity),
             signer: TokenSigner::new(&config.ably.key),
             limiter,
             redis,
@@ -168,24 +162,15 @@ struct RawOptions {
 
 impl RawOptions {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|_| ApiError::bad_request("invalid_json", "Request body is not valid JSON"))?;
-        let Value::Object(map) = value else {
-            return Err(invalid_body("Request body must be a JSON object"));
-        };
-        let string = |name: &str| match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(invalid_body(format!("{name} must be a string"))),
-        };
+        let map = json_object(body)?;
         let ttl_seconds = match map.get("ttlSeconds") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(whole_number(n).ok_or_else(invalid_ttl)?),
             Some(_) => return Err(invalid_ttl()),
         };
         Ok(RawOptions {
-            conversation_id: string("conversationId")?,
-            format: string("format")?,
+            conversation_id: string_field(&map, "conversationId")?,
+            format: string_field(&map, "format")?,
             ttl_seconds,
         })
     }
@@ -274,12 +259,6 @@ fn invalid_ttl() -> ApiError {
     )
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 async fn issue(
     state: &TokenState,
     req: Request,
@@ -305,7 +284,8 @@ async fn issue(
         Some(conversation) => Capability::for_channel(&caller, conversation)?,
         None => Capability::for_caller(&caller),
     };
-    let (capability, client_id, now) = (capability.to_json(), caller.client_id(), now_ms());
+    let now = u64::try_from(clock::now_ms()).unwrap_or(0);
+    let (capability, client_id) = (capability.to_json(), caller.client_id());
     Ok(match options.format {
         TokenFormat::TokenRequest => json_response(
             StatusCode::OK,

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chat_core::ably::config::{AblyConfig, DEFAULT_ABLY_REST_URL};
 use chat_core::ably::{
     message_id_base, AblyClient, AblyError, AiTiming, AttemptFailure, FallbackHosts,
     OutboundMessage, RetryPolicy, SlaLevel,
 };
-use chat_core::config::{AblyConfig, DEFAULT_ABLY_REST_URL};
+use chat_core::ApiError;
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -288,7 +289,7 @@ async fn client_errors_are_not_retried() {
             }
         );
         assert!(!err.is_configuration() && !err.is_transient());
-        let api = err.to_api_error();
+        let api = ApiError::from(err);
         assert_eq!((api.status().as_u16(), api.code()), (502, "ably_rejected"));
         server.verify().await;
     }
@@ -308,7 +309,7 @@ async fn a_refused_key_is_a_configuration_error_and_not_retried() {
         assert!(err.is_configuration(), "{err:?}");
         assert_eq!(err.ably_code(), Some(code));
         assert!(!err.to_string().contains("fakeSecretForTestVectorsOnly"));
-        let api = err.to_api_error();
+        let api = ApiError::from(err);
         assert_eq!(
             (api.status().as_u16(), api.code()),
             (502, "ably_auth_failed")
@@ -354,7 +355,7 @@ async fn persistent_unavailability_gives_up_after_three_attempts_within_the_dead
         elapsed < deadline_in + Duration::from_millis(200),
         "{elapsed:?}"
     );
-    let api = err.to_api_error();
+    let api = ApiError::from(err);
     assert_eq!(
         (api.status().as_u16(), api.code()),
         (503, "ably_unavailable")
@@ -414,7 +415,7 @@ async fn no_attempt_once_the_deadline_has_passed() {
         .unwrap_err();
 
     assert_eq!(err, AblyError::Timeout);
-    assert_eq!(err.to_api_error().code(), "ably_unavailable");
+    assert_eq!(ApiError::from(err).code(), "ably_unavailable");
     server.verify().await;
 }
 

@@ -1,8 +1,8 @@
 //! Analytics maintained by `ably-events` and read back in one pipeline, checked against
 //! figures computed here independently from the events sent.
 
-use chat_core::analytics;
-use chat_core::store::Keys;
+use chat_core::storage::analytics;
+use chat_core::storage::Keys;
 use serde_json::{json, Value};
 
 use crate::events::Harness;
@@ -40,9 +40,7 @@ async fn analytics_equal_what_the_sent_events_imply() {
     // A redelivery must not count twice.
     assert_eq!(h.post(body.as_bytes()).await.status(), 200);
 
-    let keys = Keys {
-        prefix: h.prefix.clone(),
-    };
+    let keys = Keys::new(h.prefix.clone());
     let now = chrono::Utc::now().timestamp_millis();
     let a = analytics::read(&h.redis, &keys, now).await.unwrap();
     assert_eq!(a.active_conversations, 6, "an-0..an-3, an-9 and sms:u1:c1");

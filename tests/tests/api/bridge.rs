@@ -280,7 +280,7 @@ async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
         None,
     )
     .await;
-    assert_eq!(h.state.cache.keys.prefix, "");
+    assert_eq!(h.state.stores.cache.keys().prefix(), "");
     let conv = unique("conv-noprefix");
     let mut subscriber = Subscriber::new(&[&format!("*{conv}*")]).await;
     let id = unique("np");

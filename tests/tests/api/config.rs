@@ -1,7 +1,7 @@
 //! Cold-start configuration: a missing variable fails naming it.
 
-use chat_core::config::Env;
-use chat_core::handlers::{events, publish, resume, stats, token};
+use chat_core::handlers::{ably_events, publish, resume, stats, token};
+use chat_core::platform::env::Env;
 
 fn problems(err: impl ToString) -> String {
     err.to_string()
@@ -38,7 +38,8 @@ fn every_function_names_each_missing_required_variable() {
         (
             "ably-events",
             problems(
-                events::EventsConfig::load(Env::from_pairs::<_, String, String>([])).unwrap_err(),
+                ably_events::EventsConfig::load(Env::from_pairs::<_, String, String>([]))
+                    .unwrap_err(),
             ),
             &[
                 "ABLY_WEBHOOK_KEYS",
@@ -88,7 +89,7 @@ fn the_stack_environment_is_a_complete_configuration_for_every_function() {
     let env = || crate::helpers::env_with(&[]);
     token::TokenConfig::load(env()).unwrap();
     publish::PublishConfig::load(env()).unwrap();
-    events::EventsConfig::load(env()).unwrap();
+    ably_events::EventsConfig::load(env()).unwrap();
     stats::StatsConfig::load(env()).unwrap();
     resume::ResumeConfig::load(env()).unwrap();
 }
@@ -123,7 +124,7 @@ fn secrets_are_never_printed_in_config_errors_or_debug_output() {
 
 #[test]
 fn the_realtime_switch_is_true_or_false_and_on_by_default() {
-    use events::EventsConfig;
+    use ably_events::EventsConfig;
     use resume::ResumeConfig;
     use token::TokenConfig;
     let env = crate::helpers::env_with;

@@ -39,7 +39,7 @@ async fn the_stack_table_exists_with_index_and_ttl() {
 async fn table_creation_is_idempotent_and_items_round_trip_through_the_index() {
     let client = dynamo().await;
     let table = fresh_table().await;
-    chat_core::dynamo::ensure_chat_events_table(&client, &table)
+    dev_tools::table::ensure_chat_events_table(&client, &table)
         .await
         .unwrap();
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
-use chat_core::config::RedisConfig;
-use chat_core::handlers::events::{handle, EventsConfig, EventsState};
-use chat_core::redis::RedisClient;
-use chat_core::store::HistorySource;
-use chat_core::webhook::signature::sign;
+use chat_core::ably::webhook::signature::sign;
+use chat_core::handlers::ably_events::{handle, EventsConfig, EventsState};
+use chat_core::storage::history::HistorySource;
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::RedisConfig;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
@@ -375,7 +375,7 @@ async fn bad_signatures_are_401_and_write_nothing() {
     let h = Harness::new().await;
     let body = flat_batch("c-sig", 3, 1_700_000_000_000);
     let good = sign(SECRET, &body);
-    let hex_good = chat_core::webhook::signature::sign_hex(SECRET, &body);
+    let hex_good = chat_core::ably::webhook::signature::sign_hex(SECRET, &body);
     let cases: Vec<Vec<(&str, String)>> = vec![
         vec![],
         vec![("x-ably-key", KEY_NAME.into())],
@@ -576,12 +576,7 @@ async fn the_cache_list_is_newest_first_trimmed_and_recent_events_reads_it() {
     let cached = h.cached("c-order").await;
     let ids: Vec<&str> = cached.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["m7", "m6", "m5", "m4", "m3"]);
-    let (events, source) = h
-        .state
-        .context_loader()
-        .recent_events("c-order", 3)
-        .await
-        .unwrap();
+    let (events, source) = h.state.history().recent_events("c-order", 3).await.unwrap();
     assert_eq!(source, HistorySource::Cache);
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["m7", "m6", "m5"]);
@@ -594,7 +589,7 @@ fn flat_item(conv: &str, i: i64) -> Value {
 
 /// A DynamoDB client pointed at a closed port: every request fails to connect.
 async fn unreachable_dynamo() -> aws_sdk_dynamodb::Client {
-    let config = chat_core::dynamo::config_builder()
+    let config = chat_core::storage::dynamo::config_builder()
         .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
@@ -649,7 +644,7 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
     // While Redis is down, history comes from DynamoDB, newest first.
     let (events, source) = h
         .state
-        .context_loader()
+        .history()
         .recent_events("c-redis", 20)
         .await
         .unwrap();
@@ -660,11 +655,7 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
 
     // With Redis back but empty, the archive answers and refills the cache.
     let back = EventsState::with_clients(h.state.config.clone(), redis(), h.dynamo.clone());
-    let (events, source) = back
-        .context_loader()
-        .recent_events("c-redis", 20)
-        .await
-        .unwrap();
+    let (events, source) = back.history().recent_events("c-redis", 20).await.unwrap();
     assert_eq!(source, HistorySource::Archive);
     assert_eq!(events.len(), 20);
     let cached = h.cached("c-redis").await;
@@ -673,11 +664,7 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(cached_ids, expected);
-    let (_, source) = back
-        .context_loader()
-        .recent_events("c-redis", 20)
-        .await
-        .unwrap();
+    let (_, source) = back.history().recent_events("c-redis", 20).await.unwrap();
     assert_eq!(source, HistorySource::Cache);
     // A redelivery after the refill does not push the refilled events again.
     let res = handle(

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client as DynamoClient;
-use chat_core::config::RedisConfig;
-use chat_core::handlers::events::{handle, EventsConfig, EventsState};
-use chat_core::redis::RedisClient;
-use chat_core::store::HistorySource;
-use chat_core::webhook::signature::sign;
+use chat_core::ably::webhook::signature::sign;
+use chat_core::handlers::ably_events::{handle, EventsConfig, EventsState};
+use chat_core::storage::history::HistorySource;
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::RedisConfig;
 use futures::future::join_all;
 use lambda_http::{Context, RequestExt};
 use serde_json::{json, Value};
@@ -186,7 +186,7 @@ impl Rig {
     ) -> Self {
         let dynamo = client_for(check_dynamo).await;
         let table = unique("faults");
-        chat_core::dynamo::ensure_chat_events_table(&dynamo, &table)
+        dev_tools::table::ensure_chat_events_table(&dynamo, &table)
             .await
             .expect("create table");
         let prefix = format!("{}:", unique("f"));
@@ -395,7 +395,7 @@ async fn redis_killed_mid_run_and_restarted_loses_no_event() {
     let conversation = &all[0].events[0].0;
     let (events, source) = rig
         .state
-        .context_loader()
+        .history()
         .recent_events(conversation, 20)
         .await
         .expect("history from dynamodb");

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use chat_core::config::{Env, RedisConfig, Secret};
-use chat_core::redis::RedisClient;
+use chat_core::platform::env::{Env, Secret};
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::RedisConfig;
 use lambda_http::{Body, Request, Response};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -26,6 +27,7 @@ pub fn redis_config() -> RedisConfig {
     RedisConfig {
         url: stack_var("UPSTASH_REDIS_REST_URL"),
         token: Secret::new(stack_var("UPSTASH_REDIS_REST_TOKEN")),
+        key_prefix: String::new(),
     }
 }
 
@@ -60,13 +62,13 @@ pub fn closed_port() -> u16 {
 
 pub async fn dynamo() -> aws_sdk_dynamodb::Client {
     stack_var("AWS_ENDPOINT_URL_DYNAMODB");
-    chat_core::dynamo::client()
+    chat_core::storage::dynamo::client()
 }
 
 /// A fresh chat events table with the production schema.
 pub async fn fresh_table() -> String {
     let name = unique("chat-events-test");
-    chat_core::dynamo::ensure_chat_events_table(&dynamo().await, &name)
+    dev_tools::table::ensure_chat_events_table(&dynamo().await, &name)
         .await
         .expect("create table");
     name
@@ -171,13 +173,13 @@ pub fn bearer(user_id: &str, role: &str, conversations: &[&str]) -> String {
 
 /// A chat session token as `resume` mints it, with the stack's `RESUME_TOKEN_SECRET`.
 pub fn session_token(conversation_id: &str) -> String {
-    chat_core::auth::issue_session_token(
-        &Secret::new(stack_var("RESUME_TOKEN_SECRET")),
-        conversation_id,
-        "customer@example.com",
-        std::time::Duration::from_secs(3600),
-    )
-    .expect("session token")
+    chat_core::identity::SessionIssuer::new(&Secret::new(stack_var("RESUME_TOKEN_SECRET")))
+        .issue(
+            conversation_id,
+            "customer@example.com",
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("session token")
 }
 
 // --- the token function -----------------------------------------------------------------
@@ -280,7 +282,7 @@ pub async fn counting_dynamo() -> (
 ) {
     stack_var("AWS_ENDPOINT_URL_DYNAMODB");
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let config = chat_core::dynamo::config_builder()
+    let config = chat_core::storage::dynamo::config_builder()
         .interceptor(CountRequests(std::sync::Arc::clone(&requests)))
         .build();
     (aws_sdk_dynamodb::Client::from_conf(config), requests)

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chat_core::handlers::events::{EventsConfig, EventsState};
+use chat_core::handlers::ably_events::{EventsConfig, EventsState};
 use dev_tools::webhook_load::{self, LoadPlan, Signer};
 
 use crate::helpers::{dynamo, env_with, fresh_table, redis, unique};

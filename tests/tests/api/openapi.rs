@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use chat_core::ably::webhook::signature::sign;
 use chat_core::ably::{AblyClient, RetryPolicy};
-use chat_core::handlers::{events, publish, resume, stats, token};
-use chat_core::http::Service;
-use chat_core::mail::LogMailSender;
-use chat_core::redis::RedisClient;
-use chat_core::webhook::signature::sign;
+use chat_core::handlers::resume::mail::LogMailSender;
+use chat_core::handlers::{ably_events, publish, resume, stats, token};
+use chat_core::platform::http::Service;
+use chat_core::storage::redis::RedisClient;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
@@ -25,7 +25,7 @@ use crate::helpers::{
 const SERVICES: [Service; 5] = [
     token::SERVICE,
     publish::SERVICE,
-    events::SERVICE,
+    ably_events::SERVICE,
     stats::SERVICE,
     resume::SERVICE,
 ];
@@ -500,7 +500,7 @@ fn signed(body: &str) -> (String, String) {
 
 async fn dynamo_down() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(
-        chat_core::dynamo::config_builder()
+        chat_core::storage::dynamo::config_builder()
             .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
             .build(),
     )
@@ -513,7 +513,7 @@ fn redis_down() -> RedisClient {
 }
 
 async fn events_answers(a: &mut Answers, h: &Harness) {
-    let f = events::handle;
+    let f = ably_events::handle;
     let p = "/api/ably/events";
     let batched = include_str!("../../fixtures/ably-webhooks/batched-message.json");
     let enveloped = include_str!("../../fixtures/ably-webhooks/enveloped-presence.json");

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use base64::Engine as _;
+use chat_core::handlers::resume::mail::LogMailSender;
 use chat_core::handlers::resume::{handle, ResumeConfig, ResumeState};
-use chat_core::mail::LogMailSender;
-use chat_core::redis::RedisClient;
+use chat_core::storage::redis::RedisClient;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 

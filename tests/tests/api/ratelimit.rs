@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use chat_core::config::{RateLimit, RedisConfig, Secret};
-use chat_core::ratelimit::{FailurePolicy, RateLimiter};
-use chat_core::redis::RedisClient;
+use chat_core::platform::env::Secret;
+use chat_core::storage::ratelimit::RateLimit;
+use chat_core::storage::ratelimit::{FailurePolicy, RateLimiter};
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::{Keys, RedisConfig};
 use serde_json::json;
 
 use crate::helpers::{closed_port, redis, unique};
@@ -17,7 +19,7 @@ fn limiter(
 ) -> RateLimiter {
     RateLimiter::new(
         redis,
-        format!("{}:", unique("rl")),
+        Keys::new(format!("{}:", unique("rl"))),
         "test",
         RateLimit {
             max,
@@ -61,6 +63,7 @@ async fn the_failure_policy_decides_when_redis_is_down() {
     let down = RedisClient::new(&RedisConfig {
         url: format!("http://127.0.0.1:{}", closed_port()),
         token: Secret::new("unused"),
+        key_prefix: String::new(),
     });
     assert!(limiter(down.clone(), 1, 60, FailurePolicy::Open)
         .check("caller")

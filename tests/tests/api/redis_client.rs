@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use chat_core::config::{RedisConfig, Secret};
-use chat_core::redis::{cmd, RedisClient, RedisError};
+use chat_core::platform::env::Secret;
+use chat_core::storage::redis::{cmd, RedisClient, RedisError};
+use chat_core::storage::RedisConfig;
 use serde_json::json;
 
 use crate::helpers::{closed_port, redis, redis_config, unique};
@@ -125,7 +126,7 @@ async fn a_hanging_endpoint_times_out_within_the_client_timeout() {
         }
     });
     let http =
-        chat_core::telemetry::http_client(Duration::from_secs(2), Duration::from_millis(300));
+        chat_core::platform::http_client::build(Duration::from_secs(2), Duration::from_millis(300));
     let client = RedisClient::with_http(
         &RedisConfig {
             url,

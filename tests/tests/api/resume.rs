@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
+use chat_core::handlers::resume::mail::{MailError, MailSender, ResumeLinkMail};
 use chat_core::handlers::resume::{handle, ResumeConfig, ResumeState};
-use chat_core::mail::{MailError, MailSender, ResumeLinkMail};
-use chat_core::redis::RedisClient;
+use chat_core::storage::redis::RedisClient;
 use futures::future::BoxFuture;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};

@@ -5,12 +5,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use chat_core::config::RedisConfig;
-use chat_core::email::EmailAddress;
 use chat_core::handlers::publish::{PublishConfig, PublishState};
+use chat_core::handlers::resume::mail::LogMailSender;
 use chat_core::handlers::resume::{ResumeState, HYDRATION_EVENTS};
-use chat_core::mail::LogMailSender;
-use chat_core::redis::RedisClient;
+use chat_core::identity::email::EmailAddress;
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::RedisConfig;
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chat_core::ably::AblyClient;
-use chat_core::config::RedisConfig;
 use chat_core::handlers::stats::{handle, StatsConfig, StatsState};
-use chat_core::redis::RedisClient;
+use chat_core::storage::redis::RedisClient;
+use chat_core::storage::RedisConfig;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
@@ -128,7 +128,7 @@ async fn dynamodb_unreachable_is_unhealthy_and_503() {
     let ably = ably_mock().await;
     let cfg = config(&h, &ably.uri(), &[]);
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        chat_core::dynamo::config_builder()
+        chat_core::storage::dynamo::config_builder()
             .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
             .build(),
     );

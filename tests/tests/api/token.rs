@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use base64::Engine as _;
-use chat_core::ably_auth::token_request_mac;
+use chat_core::ably::credentials::token_request_mac;
 use hmac::Mac as _;
 use serde_json::{json, Value};
 
@@ -451,7 +451,7 @@ async fn the_limit_allows_n_then_429_with_retry_after_and_the_key_expires() {
 
     // The counter lives in Redis under the configured prefix, always with a TTL.
     let key = state.limiter.key("user:u-9");
-    assert!(key.starts_with(&state.config.redis_key_prefix));
+    assert!(key.starts_with(&state.config.redis.key_prefix));
     assert_eq!(redis().command(&["GET", &key]).await.unwrap(), json!("4"));
     let pttl = redis()
         .command(&["PTTL", &key])

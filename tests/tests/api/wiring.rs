@@ -1,7 +1,7 @@
 //! The request plumbing every function shares, exercised through each real handler with
 //! its real state (config from the stack's environment, real clients).
 
-use chat_core::handlers::{events, publish, resume, stats, token};
+use chat_core::handlers::{ably_events, publish, resume, stats, token};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -51,8 +51,8 @@ async fn call_with(function: &str, req: Request, overrides: &[(&str, &str)]) -> 
             .await
         }
         "ably-events" => {
-            events::handle(
-                &events::EventsState::new(events::EventsConfig::load(env()).unwrap()),
+            ably_events::handle(
+                &ably_events::EventsState::new(ably_events::EventsConfig::load(env()).unwrap()),
                 req,
             )
             .await

@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let ably_url = format!("http://{}", ably.local_addr()?);
     tokio::spawn(serve_ably_mock(ably));
     let session = format!("coldstart-{:08x}", rand::random::<u32>());
-    let dynamo = chat_core::dynamo::client();
+    let dynamo = chat_core::storage::dynamo::client();
 
     let mut summaries = Vec::new();
     let scenarios = default_scenarios(&args.events_dir, args.webhook_events);
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         // A fresh table per scenario: DynamoDB Local's DescribeTable (ably-stats) slows
         // down as a table fills, so earlier scenarios must not weigh on later ones.
         let table = format!("{session}-{index}");
-        chat_core::dynamo::ensure_chat_events_table(&dynamo, &table)
+        dev_tools::table::ensure_chat_events_table(&dynamo, &table)
             .await
             .with_context(|| format!("creating table {table}"))?;
         let mut samples = Vec::with_capacity(args.runs);

@@ -5,8 +5,8 @@
 async fn main() -> anyhow::Result<()> {
     let table = std::env::var("CHAT_EVENTS_TABLE")
         .map_err(|_| anyhow::anyhow!("missing required environment variable CHAT_EVENTS_TABLE"))?;
-    let client = chat_core::dynamo::client();
-    chat_core::dynamo::ensure_chat_events_table(&client, &table).await?;
+    let client = chat_core::storage::dynamo::client();
+    dev_tools::table::ensure_chat_events_table(&client, &table).await?;
     println!("table {table} is active");
     Ok(())
 }

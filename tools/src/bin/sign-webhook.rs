@@ -3,8 +3,8 @@
 //!
 //! `sign-webhook events/ably-events/batched-message-body.json` (key from `ABLY_API_KEY`).
 
-use chat_core::config::AblyKey;
-use chat_core::webhook::signature::sign;
+use chat_core::ably::webhook::signature::sign;
+use chat_core::ably::AblyKey;
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use chat_core::config::Env;
-use chat_core::handlers::events::{EventsConfig, EventsState};
+use chat_core::handlers::ably_events::{EventsConfig, EventsState};
+use chat_core::platform::env::Env;
 use dev_tools::webhook_load::{self, LoadPlan, Signer};
 
 fn parse_args() -> anyhow::Result<(LoadPlan, bool)> {
@@ -52,12 +52,12 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn");
     }
-    chat_core::telemetry::init();
+    chat_core::platform::telemetry::init();
 
     let run = format!("load-{:08x}", rand::random::<u32>());
     let mut config = EventsConfig::load(Env::from_process()).context("configuration")?;
-    config.table = run.clone();
-    config.redis_key_prefix = format!("{run}:");
+    config.stores.table = run.clone();
+    config.redis.key_prefix = format!("{run}:");
     let (key_name, secret) = config
         .webhook_keys
         .keys
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         .context("no webhook key configured")?;
     let signer = Signer { key_name, secret };
     let state = Arc::new(EventsState::new(config));
-    chat_core::dynamo::ensure_chat_events_table(&state.archive.client, &run).await?;
+    dev_tools::table::ensure_chat_events_table(state.stores.archive.client(), &run).await?;
 
     let batches = Arc::new(webhook_load::batches(&plan, &run));
     let order = webhook_load::schedule(&plan, batches.len());

@@ -215,7 +215,7 @@ impl Drop for PrivateDynamo {
 
 /// A DynamoDB client with the production settings, pointed at `endpoint`.
 pub async fn client_for(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = chat_core::dynamo::config_builder()
+    let config = chat_core::storage::dynamo::config_builder()
         .endpoint_url(endpoint)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)

@@ -1,0 +1,178 @@
+//! One Ably message or presence entry, normalised into a [`ChatEvent`] of a
+//! [`WebhookBatch`]: its time, its event type (presence actions by name), its id (or a
+//! stable derived one), and its `data` decoded along its `encoding`.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::ably::webhook::encoding::decode_data;
+use crate::events::event::{conversation_id, ChatEvent};
+use crate::events::time::iso_millis;
+
+/// Ably delivers at most this many events in one batch.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// What a webhook body held.
+#[derive(Debug, Default, PartialEq)]
+pub struct WebhookBatch {
+    pub events: Vec<ChatEvent>,
+    /// Channel lifecycle / occupancy items: counted for analytics, not stored as chat events.
+    pub lifecycle: usize,
+    /// Entries that could not be used, each with a short reason.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    #[error("body is not valid JSON")]
+    NotJson,
+    #[error("body is not an Ably webhook payload")]
+    UnknownShape,
+    #[error("batch holds {0} events, more than {MAX_BATCH_EVENTS}")]
+    TooLarge(usize),
+}
+
+/// The fields of one Ably message or presence entry, moved out of the parsed JSON.
+pub(crate) struct RawMessage {
+    pub id: Option<String>,
+    pub client_id: Option<String>,
+    pub timestamp: Option<i64>,
+    pub name: Option<String>,
+    pub data: Value,
+    pub encoding: Option<String>,
+    pub action: Option<Value>,
+}
+
+impl RawMessage {
+    /// `None` when the entry is not an object or a known field has the wrong type.
+    pub(crate) fn from_map(mut map: Map<String, Value>) -> Option<Self> {
+        let mut text = |key: &str| -> Result<Option<String>, ()> {
+            match map.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(()),
+            }
+        };
+        let id = text("id").ok()?;
+        let client_id = text("clientId").ok()?;
+        let name = text("name").ok()?;
+        let encoding = text("encoding").ok()?;
+        let timestamp = match map.get("timestamp") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(timestamp_ms(v)?),
+        };
+        Some(RawMessage {
+            id,
+            client_id,
+            timestamp,
+            name,
+            data: map.remove("data").unwrap_or(Value::Null),
+            encoding,
+            action: map.remove("action"),
+        })
+    }
+}
+
+/// Where an entry sat in the body, rendered only when it has to be reported.
+#[derive(Clone, Copy)]
+pub(crate) enum Place<'a> {
+    Item(usize),
+    Entry(Option<usize>, &'a str, usize),
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Item(i) => write!(f, "item {i}"),
+            Place::Entry(Some(i), key, n) => write!(f, "item {i} {key}[{n}]"),
+            Place::Entry(None, key, n) => write!(f, "{key}[{n}]"),
+        }
+    }
+}
+
+pub(crate) fn push_message(
+    label: Place<'_>,
+    channel: &str,
+    raw: RawMessage,
+    fallback_ts: Option<i64>,
+    presence: bool,
+    batch: &mut WebhookBatch,
+) {
+    let Some(ms) = raw.timestamp.or(fallback_ts) else {
+        batch.skipped.push(format!("{label}: no timestamp"));
+        return;
+    };
+    let Some(occurred_at) = iso_millis(ms) else {
+        batch
+            .skipped
+            .push(format!("{label}: timestamp out of range"));
+        return;
+    };
+    let event_type = if presence {
+        format!("presence:{}", presence_action(raw.action.as_ref()))
+    } else {
+        raw.name
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "message".to_owned())
+    };
+    let raw_data = raw.data;
+    let id = match raw.id {
+        Some(id) if !id.is_empty() => id,
+        _ => derived_id(channel, ms, &event_type, &raw_data),
+    };
+    let (payload, encoding) = decode_data(raw_data, raw.encoding.as_deref());
+    batch.events.push(ChatEvent {
+        id,
+        conversation_id: conversation_id(channel).to_owned(),
+        channel: channel.to_owned(),
+        event_type,
+        client_id: raw.client_id.filter(|c| !c.is_empty()),
+        payload,
+        occurred_at,
+        encoding,
+    });
+}
+
+fn presence_action(action: Option<&Value>) -> &'static str {
+    match action {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => "absent",
+            Some(1) => "present",
+            Some(2) => "enter",
+            Some(3) => "leave",
+            Some(4) => "update",
+            _ => "unknown",
+        },
+        Some(Value::String(s)) => match s.as_str() {
+            "absent" => "absent",
+            "present" => "present",
+            "enter" => "enter",
+            "leave" => "leave",
+            "update" => "update",
+            _ => "unknown",
+        },
+        _ => "unknown",
+    }
+}
+
+pub(crate) fn timestamp_ms(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    }
+}
+
+/// A stable id for a message Ably sent without one: the same message always gets the
+/// same id, so a redelivery overwrites instead of duplicating.
+fn derived_id(channel: &str, ms: i64, name: &str, data: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(channel.as_bytes());
+    hasher.update([0]);
+    hasher.update(ms.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    // serde_json's map is ordered by key, so equal data serialises identically.
+    hasher.update(data.to_string().as_bytes());
+    format!("derived:{}", hex::encode(&hasher.finalize()[..16]))
+}

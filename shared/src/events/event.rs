@@ -1,0 +1,82 @@
+//! The chat event: what every Ably message or presence entry becomes, what Redis and
+//! DynamoDB hold and what history answers. Its keys and the limits they live under are
+//! defined here, beside it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// DynamoDB's limits on an archived event: partition keys (the table's and the `by_type`
+/// index's) of 1 to 2048 bytes, sort keys up to 1024 bytes, items up to 400 KB.
+pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Partitions whose name starts with this are reserved (the dead letters) and are never
+/// chat history.
+const RESERVED_PARTITION_PREFIX: char = '_';
+
+/// A chat event as mirrored to Redis and DynamoDB and served back to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatEvent {
+    pub id: String,
+    pub conversation_id: String,
+    pub channel: String,
+    pub event_type: String,
+    pub client_id: Option<String>,
+    pub payload: Value,
+    /// ISO-8601 UTC with milliseconds, e.g. `2026-11-22T03:04:05.678Z`.
+    pub occurred_at: String,
+    /// The part of the message's `encoding` that could not be decoded, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+impl ChatEvent {
+    /// The DynamoDB sort key: time-ordered, unique per event, the same on every redelivery.
+    pub fn event_key(&self) -> String {
+        format!("{}#{}", self.occurred_at, self.id)
+    }
+}
+
+/// `conversation:{id}` -> `{id}`; any other channel is its own conversation.
+pub fn conversation_id(channel: &str) -> &str {
+    match channel.strip_prefix("conversation:") {
+        Some(id) if !id.is_empty() => id,
+        _ => channel,
+    }
+}
+
+/// Whether `conversation_id` names a reserved partition (the dead letters), which is
+/// never served as history.
+pub fn is_reserved(conversation_id: &str) -> bool {
+    conversation_id.starts_with(RESERVED_PARTITION_PREFIX)
+}
+
+/// A `message:user` event of conversation `c` at `ms`, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample(ms: i64, id: &str) -> ChatEvent {
+    ChatEvent {
+        id: id.into(),
+        conversation_id: "c".into(),
+        channel: "conversation:c".into(),
+        event_type: "message:user".into(),
+        client_id: Some("customer-c".into()),
+        payload: serde_json::json!({"text": id}),
+        occurred_at: crate::events::time::iso_millis(ms).unwrap_or_default(),
+        encoding: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversations_and_other_channels_and_reserved_partitions() {
+        assert_eq!(conversation_id("conversation:c-1"), "c-1");
+        assert_eq!(conversation_id("conversation:"), "conversation:");
+        assert_eq!(conversation_id("sms:u:c"), "sms:u:c");
+        assert!(is_reserved("_dead_letter"));
+        assert!(!is_reserved("c-1"));
+    }
+}

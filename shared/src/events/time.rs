@@ -1,0 +1,88 @@
+//! ISO-8601 UTC times, as events, answers and archive items carry them.
+
+use std::fmt::Write as _;
+
+/// ISO-8601 UTC with milliseconds (`2026-11-22T03:04:05.678Z`), for years 0 to 9999.
+/// Written by hand: it runs for every event and chrono's formatter is several times slower.
+pub fn iso_millis(ms: i64) -> Option<String> {
+    iso(ms, true)
+}
+
+/// Unix seconds as ISO-8601 UTC without fractions (`2026-11-22T03:04:05Z`).
+pub fn iso_seconds(secs: u64) -> Option<String> {
+    iso(i64::try_from(secs).ok()?.checked_mul(1000)?, false)
+}
+
+fn iso(ms: i64, with_millis: bool) -> Option<String> {
+    // 0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z
+    if !(-62_167_219_200_000..=253_402_300_799_999).contains(&ms) {
+        return None;
+    }
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let mut out = String::with_capacity(24);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+    );
+    if with_millis {
+        let _ = write!(out, ".{:03}", rem % 1000);
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamps_match_chrono_across_the_range() {
+        for ms in [
+            0i64,
+            1,
+            -1,
+            951_782_400_000,
+            1_123_145_678_900,
+            4_102_444_800_000,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+            1_700_000_000_123,
+        ] {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            assert_eq!(iso_millis(ms).unwrap(), expected, "{ms}");
+        }
+        assert_eq!(iso_millis(253_402_300_800_000), None);
+        assert_eq!(iso_millis(-62_167_219_200_001), None);
+    }
+
+    #[test]
+    fn seconds_are_written_without_a_fraction() {
+        assert_eq!(
+            iso_seconds(1_700_000_000).as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(iso_seconds(253_402_300_800), None);
+        assert_eq!(iso_seconds(u64::MAX), None);
+    }
+}

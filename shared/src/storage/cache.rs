@@ -1,0 +1,353 @@
+//! The Redis hot cache: each conversation's recent events (newest first, trimmed to
+//! `REDIS_EVENT_MAX`, a sliding `REDIS_EVENT_TTL_SECONDS`), written for a whole batch in
+//! one `EVAL` that also maintains the analytics and, with the bridge on, publishes.
+
+use serde_json::Value;
+
+use crate::events::bridge;
+use crate::events::ChatEvent;
+use crate::storage::analytics::{KEY_TTL_SECONDS, MINUTE_MS, SAMPLE_CAP, WINDOW_MS};
+use crate::storage::config::RetentionConfig;
+use crate::storage::keys::Keys;
+use crate::storage::ratelimit::{RateLimiter, Usage};
+use crate::storage::redis::{RedisClient, RedisError};
+use crate::storage::scripts;
+
+/// What mirroring a batch into Redis did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheOutcome {
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+/// The `KEYS` and `ARGV` of one script call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptCall {
+    pub keys: Vec<String>,
+    pub args: Vec<String>,
+}
+
+/// The Redis hot cache of recent events per conversation.
+#[derive(Debug, Clone)]
+pub struct EventCache {
+    redis: RedisClient,
+    keys: Keys,
+    ttl_seconds: u64,
+    max_events: u32,
+    pubsub_bridge: bool,
+}
+
+impl EventCache {
+    /// The cache under `keys`, with `REDIS_PUBSUB_BRIDGE` as `pubsub_bridge`.
+    pub fn new(
+        redis: RedisClient,
+        keys: Keys,
+        retention: &RetentionConfig,
+        pubsub_bridge: bool,
+    ) -> Self {
+        EventCache {
+            redis,
+            keys,
+            ttl_seconds: retention.redis_event_ttl_seconds,
+            max_events: retention.redis_event_max,
+            pubsub_bridge,
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn redis(&self) -> &RedisClient {
+        &self.redis
+    }
+
+    /// The mirror script's `KEYS` and `ARGV` for `events` (sorted oldest first, so each
+    /// list ends up newest first), with each event's bridge channel and envelope when the
+    /// bridge is on. Pure, so it can be benchmarked and inspected.
+    pub fn mirror_call(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> ScriptCall {
+        let mut order: Vec<&ChatEvent> = events.iter().collect();
+        order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+        let keys = &self.keys;
+        let mut call = ScriptCall {
+            keys: Vec::with_capacity(4 + 2 * events.len()),
+            args: Vec::with_capacity(8 + 8 * events.len()),
+        };
+        call.keys.extend([
+            keys.active_conversations(),
+            keys.ai_duration_samples(),
+            keys.queue_duration_samples(),
+            keys.minute(now_ms.div_euclid(MINUTE_MS)),
+        ]);
+        call.args.extend([
+            self.ttl_seconds.to_string(),
+            self.max_events.to_string(),
+            now_ms.to_string(),
+            WINDOW_MS.to_string(),
+            KEY_TTL_SECONDS.to_string(),
+            SAMPLE_CAP.to_string(),
+            lifecycle.to_string(),
+            if self.pubsub_bridge { "1" } else { "0" }.to_owned(),
+        ]);
+        for event in order {
+            call.keys.push(keys.seen(&event.id));
+            call.keys.push(keys.events(&event.conversation_id));
+            call.args.push(event.id.clone());
+            call.args.push(event.conversation_id.clone());
+            call.args
+                .push(serde_json::to_string(event).unwrap_or_default());
+            call.args.push(event.event_type.clone());
+            let (ai, queue) = timing_samples(event);
+            call.args.push(ai);
+            call.args.push(queue);
+            if self.pubsub_bridge {
+                match bridge::envelope(event) {
+                    Some(envelope) => {
+                        call.args.push(keys.bridge_channel(&event.conversation_id));
+                        call.args.push(envelope);
+                    }
+                    None => call.args.extend([String::new(), String::new()]),
+                }
+            }
+        }
+        call
+    }
+
+    /// Mirrors a batch in one round trip.
+    pub async fn mirror(
+        &self,
+        events: &[ChatEvent],
+        lifecycle: usize,
+        now_ms: i64,
+    ) -> Result<CacheOutcome, RedisError> {
+        if events.is_empty() && lifecycle == 0 {
+            return Ok(CacheOutcome::default());
+        }
+        let call = self.mirror_call(events, lifecycle, now_ms);
+        let reply = self
+            .redis
+            .run(&scripts::MIRROR, &call.keys, &call.args)
+            .await?;
+        let counts = reply
+            .as_array()
+            .filter(|a| a.len() == 2)
+            .and_then(|a| Some((a[0].as_u64()?, a[1].as_u64()?)))
+            .ok_or_else(|| {
+                RedisError::Protocol("mirror script returned an unexpected value".into())
+            })?;
+        Ok(CacheOutcome {
+            stored: counts.0 as usize,
+            duplicates: counts.1 as usize,
+        })
+    }
+
+    /// The newest `limit` cached events of a conversation, newest first.
+    pub async fn recent(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ChatEvent>, RedisError> {
+        let stop = limit.saturating_sub(1).to_string();
+        let reply = self
+            .redis
+            .command(&["LRANGE", &self.keys.events(conversation_id), "0", &stop])
+            .await?;
+        Self::cached_events(&reply)
+    }
+
+    /// The events of an `LRANGE` reply on a conversation list, newest first.
+    pub fn cached_events(reply: &Value) -> Result<Vec<ChatEvent>, RedisError> {
+        let Value::Array(items) = reply else {
+            return Err(RedisError::Protocol(
+                "LRANGE did not return an array".into(),
+            ));
+        };
+        let mut events = list_events(items);
+        sort_newest_first(&mut events);
+        Ok(events)
+    }
+
+    /// Counts one request of `caller_id` against `limiter` and, within its limit, reads
+    /// every cached event of the conversation (in list order), in one round trip.
+    pub async fn counted_window(
+        &self,
+        conversation_id: &str,
+        limiter: &RateLimiter,
+        caller_id: &str,
+    ) -> Result<(Usage, Option<Vec<ChatEvent>>), RedisError> {
+        let reply = self
+            .redis
+            .run(
+                &scripts::POLL,
+                &[limiter.key(caller_id), self.keys.events(conversation_id)],
+                &[
+                    limiter.window_ms().to_string(),
+                    limiter.limit().max.to_string(),
+                ],
+            )
+            .await?;
+        let unexpected = || RedisError::Protocol(format!("poll script answered {reply}"));
+        let [count, ttl, list] = reply.as_array().map(Vec::as_slice).unwrap_or_default() else {
+            return Err(unexpected());
+        };
+        let (Some(usage), Some(list)) =
+            (limiter.usage(count.as_i64(), ttl.as_i64()), list.as_array())
+        else {
+            return Err(unexpected());
+        };
+        if usage.count > u64::from(limiter.limit().max) {
+            return Ok((usage, None));
+        }
+        Ok((usage, Some(list_events(list))))
+    }
+
+    /// Puts archive events back into an empty cache list.
+    pub async fn refill(
+        &self,
+        conversation_id: &str,
+        newest_first: &[ChatEvent],
+    ) -> Result<(), RedisError> {
+        if newest_first.is_empty() {
+            return Ok(());
+        }
+        let mut keys = vec![self.keys.events(conversation_id)];
+        let mut args = vec![self.ttl_seconds.to_string()];
+        for event in newest_first.iter().take(self.max_events as usize) {
+            keys.push(self.keys.seen(&event.id));
+            args.push(serde_json::to_string(event).unwrap_or_default());
+        }
+        self.redis
+            .run(&scripts::REFILL, &keys, &args)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The events of a conversation list's entries, in list order; an entry that is not an
+/// event is passed over.
+fn list_events(entries: &[Value]) -> Vec<ChatEvent> {
+    entries
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect()
+}
+
+/// `message:ai` timing fields the analytics percentiles are computed from.
+fn timing_samples(event: &ChatEvent) -> (String, String) {
+    if event.event_type != "message:ai" {
+        return (String::new(), String::new());
+    }
+    let timing = event.payload.get("timing");
+    let field = |name: &str| {
+        timing
+            .and_then(|t| t.get(name))
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    (field("ai_duration_ms"), field("queue_duration_ms"))
+}
+
+/// Newest first, as the lists hold events and history answers them.
+pub fn sort_newest_first(events: &mut [ChatEvent]) {
+    events.sort_by(|a, b| (&b.occurred_at, &b.id).cmp(&(&a.occurred_at, &a.id)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::sample;
+    use crate::storage::redis::RedisConfig;
+
+    fn cache(pubsub_bridge: bool) -> EventCache {
+        let redis = RedisClient::new(&RedisConfig {
+            url: "http://127.0.0.1:1".into(),
+            ..RedisConfig::default()
+        });
+        let retention = RetentionConfig {
+            event_retention_days: 1,
+            redis_event_ttl_seconds: 60,
+            redis_event_max: 10,
+        };
+        EventCache::new(redis, Keys::new("p:"), &retention, pubsub_bridge)
+    }
+
+    fn sms(ms: i64, id: &str) -> ChatEvent {
+        let mut sms = sample(ms, id);
+        sms.channel = "sms:u:c".into();
+        sms.conversation_id = "sms:u:c".into();
+        sms
+    }
+
+    #[test]
+    fn each_events_keys_come_in_the_order_the_script_declares() {
+        let events = [sample(2, "b"), sms(1, "s"), sample(0, "a")];
+        let call = cache(false).mirror_call(&events, 0, 61_000);
+        let keys = Keys::new("p:");
+        assert_eq!(
+            call.keys,
+            [
+                keys.active_conversations(),
+                keys.ai_duration_samples(),
+                keys.queue_duration_samples(),
+                keys.minute(1),
+                // Oldest first: `seen` then `list` per event.
+                keys.seen("a"),
+                keys.events("c"),
+                keys.seen("s"),
+                keys.events("sms:u:c"),
+                keys.seen("b"),
+                keys.events("c"),
+            ]
+        );
+        assert_eq!(
+            &call.args[..8],
+            ["60", "10", "61000", "3600000", "7200", "10000", "0", "0"]
+        );
+        assert_eq!(
+            scripts::MIRROR.args.len(),
+            9,
+            "eight fixed arguments, then the events"
+        );
+        let ids: Vec<&str> = call.args[8..].chunks(6).map(|c| c[0].as_str()).collect();
+        assert_eq!(ids, ["a", "s", "b"]);
+    }
+
+    #[test]
+    fn the_bridge_adds_a_channel_and_an_envelope_per_event_only_when_it_is_on() {
+        let events = [sample(2, "b"), sms(1, "s"), sample(0, "a")];
+        let off = cache(false).mirror_call(&events, 0, 0);
+        assert_eq!(off.args.len(), 8 + 6 * 3);
+        assert_eq!(off.args[7], "0");
+        let on = cache(true).mirror_call(&events, 0, 0);
+        assert_eq!(on.args.len(), 8 + 8 * 3);
+        assert_eq!(on.args[7], "1");
+        assert_eq!(
+            on.keys, off.keys,
+            "the bridge publishes on channels, not keys"
+        );
+        // Oldest first; each event's channel and envelope last; not bridged: empty.
+        let bridged: Vec<(&str, &str)> = on.args[8..]
+            .chunks(8)
+            .map(|c| (c[6].as_str(), c[7].as_str()))
+            .collect();
+        assert_eq!(
+            bridged,
+            [
+                (
+                    "p:chat:c",
+                    bridge::envelope(&sample(0, "a")).unwrap().as_str()
+                ),
+                ("", ""),
+                (
+                    "p:chat:c",
+                    bridge::envelope(&sample(2, "b")).unwrap().as_str()
+                ),
+            ]
+        );
+        let without: Vec<&String> = on.args[8..].chunks(8).flat_map(|c| &c[..6]).collect();
+        assert_eq!(without, off.args[8..].iter().collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,300 @@
+//! A chat event as a DynamoDB item and back: the attribute layout, JSON <-> attribute
+//! conversion, and the size rules that decide whether DynamoDB can hold an event at all.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Number, Value};
+
+use crate::ably::webhook::WebhookBatch;
+use crate::events::event::{MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
+use crate::events::ChatEvent;
+use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+
+pub(crate) fn event_item(
+    event: &ChatEvent,
+    event_key: String,
+    expires_at: &str,
+) -> HashMap<String, AttributeValue> {
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let mut item = HashMap::with_capacity(11);
+    item.insert(PARTITION_KEY.to_owned(), s(&event.conversation_id));
+    item.insert(SORT_KEY.to_owned(), AttributeValue::S(event_key));
+    item.insert("id".to_owned(), s(&event.id));
+    item.insert("event_type".to_owned(), s(&event.event_type));
+    item.insert("channel".to_owned(), s(&event.channel));
+    item.insert("occurred_at".to_owned(), s(&event.occurred_at));
+    item.insert(
+        TTL_ATTRIBUTE.to_owned(),
+        AttributeValue::N(expires_at.to_owned()),
+    );
+    if let Some(client_id) = &event.client_id {
+        item.insert("client_id".to_owned(), s(client_id));
+    }
+    if let Some(encoding) = &event.encoding {
+        item.insert("encoding".to_owned(), s(encoding));
+    }
+    if fits_dynamo(&event.payload, 0) {
+        item.insert("payload".to_owned(), json_to_attr(&event.payload));
+    } else {
+        // Too deep or a number DynamoDB cannot hold: keep it exact as JSON text.
+        item.insert(
+            "payload_json".to_owned(),
+            AttributeValue::S(event.payload.to_string()),
+        );
+    }
+    item
+}
+
+/// Why DynamoDB could not hold `event`, if it could not. Such an event would make its
+/// whole `BatchWriteItem` chunk fail on every redelivery (and with it the batch, until
+/// Ably gives up), so the handler skips it and reports it instead.
+pub fn unstorable(event: &ChatEvent) -> Option<&'static str> {
+    if event.conversation_id.is_empty() {
+        return Some("no channel");
+    }
+    if event.conversation_id.len() > MAX_PARTITION_KEY_BYTES {
+        return Some("channel name longer than a DynamoDB key");
+    }
+    // The sort key is `{occurred_at}#{id}`.
+    if event.occurred_at.len() + 1 + event.id.len() > MAX_SORT_KEY_BYTES {
+        return Some("id longer than a DynamoDB key");
+    }
+    if event.event_type.is_empty() || event.event_type.len() > MAX_PARTITION_KEY_BYTES {
+        return Some("name longer than a DynamoDB key");
+    }
+    if item_bytes(event) > MAX_ITEM_BYTES {
+        return Some("event larger than a DynamoDB item");
+    }
+    None
+}
+
+/// Moves the events DynamoDB could not hold out of `batch`, into its skipped reasons.
+pub fn skip_unstorable(batch: &mut WebhookBatch) {
+    let skipped = &mut batch.skipped;
+    let mut index = 0;
+    batch.events.retain(|event| {
+        index += 1;
+        match unstorable(event) {
+            Some(reason) => {
+                skipped.push(format!("event {}: {reason}", index - 1));
+                false
+            }
+            None => true,
+        }
+    });
+}
+
+/// The size DynamoDB counts for the item [`event_item`] builds (attribute names plus
+/// values), rounded up where DynamoDB's own rule is approximate.
+fn item_bytes(event: &ChatEvent) -> usize {
+    let text = |name: &str, value: &str| name.len() + value.len();
+    let mut size = text(PARTITION_KEY, &event.conversation_id)
+        + text(SORT_KEY, &event.occurred_at)
+        + 1
+        + event.id.len()
+        + text("id", &event.id)
+        + text("event_type", &event.event_type)
+        + text("channel", &event.channel)
+        + text("occurred_at", &event.occurred_at)
+        + TTL_ATTRIBUTE.len()
+        + 21;
+    if let Some(client_id) = &event.client_id {
+        size += text("client_id", client_id);
+    }
+    if let Some(encoding) = &event.encoding {
+        size += text("encoding", encoding);
+    }
+    size += if fits_dynamo(&event.payload, 0) {
+        "payload".len() + attribute_bytes(&event.payload)
+    } else {
+        "payload_json".len() + event.payload.to_string().len()
+    };
+    size
+}
+
+/// DynamoDB's size of a value: strings their UTF-8 length, numbers at most 21 bytes,
+/// lists and maps 3 bytes plus 1 per element (and the names of map entries).
+fn attribute_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Number(_) => 21,
+        Value::String(s) => s.len(),
+        Value::Array(items) => 3 + items.iter().map(|v| 1 + attribute_bytes(v)).sum::<usize>(),
+        Value::Object(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() + attribute_bytes(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// DynamoDB nests at most 32 levels and holds numbers up to 38 digits / 1E+126.
+fn fits_dynamo(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Number(n) => {
+            n.as_i64().is_some()
+                || n.as_u64().is_some()
+                || n.as_f64()
+                    .is_some_and(|f| f == 0.0 || (1e-130..9.9e125).contains(&f.abs()))
+        }
+        Value::Array(items) => depth < 30 && items.iter().all(|v| fits_dynamo(v, depth + 1)),
+        Value::Object(map) => {
+            depth < 30
+                && map
+                    .iter()
+                    .all(|(k, v)| !k.is_empty() && fits_dynamo(v, depth + 1))
+        }
+        _ => true,
+    }
+}
+
+/// JSON -> DynamoDB attribute (objects become maps, arrays lists).
+pub fn json_to_attr(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// DynamoDB attribute -> JSON (the inverse of [`json_to_attr`]).
+pub fn attr_to_json(attr: &AttributeValue) -> Value {
+    match attr {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<u64>().map(Value::from))
+            .ok()
+            .or_else(|| {
+                n.parse::<f64>()
+                    .ok()
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
+            })
+            .unwrap_or_else(|| Value::String(n.clone())),
+        AttributeValue::L(items) => Value::Array(items.iter().map(attr_to_json).collect()),
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), attr_to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        AttributeValue::Ss(items) => {
+            Value::Array(items.iter().cloned().map(Value::String).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
+/// A stored item back as a chat event; `None` for items that are not events.
+pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
+    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let payload = match (item.get("payload"), s("payload_json")) {
+        (Some(attr), _) => attr_to_json(attr),
+        (None, Some(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        (None, None) => Value::Null,
+    };
+    Some(ChatEvent {
+        id: s("id")?,
+        conversation_id: s(PARTITION_KEY)?,
+        channel: s("channel")?,
+        event_type: s("event_type")?,
+        client_id: s("client_id"),
+        payload,
+        occurred_at: s("occurred_at")?,
+        encoding: s("encoding"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_and_attributes_round_trip() {
+        let value =
+            json!({"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "big": 18446744073709551615u64});
+        assert_eq!(attr_to_json(&json_to_attr(&value)), value);
+    }
+
+    #[test]
+    fn events_at_dynamodbs_limits_are_storable_and_past_them_are_not() {
+        let event = |conversation: &str, id: &str, name: &str, payload: Value| ChatEvent {
+            id: id.into(),
+            conversation_id: conversation.into(),
+            channel: format!("conversation:{conversation}"),
+            event_type: name.into(),
+            client_id: None,
+            payload,
+            occurred_at: "2023-11-14T22:13:20.000Z".into(),
+            encoding: None,
+        };
+        let longest_id = "i".repeat(MAX_SORT_KEY_BYTES - 25);
+        let key = "k".repeat(MAX_PARTITION_KEY_BYTES);
+        for ok in [
+            event("c", "1", "m", json!({"a": [1, "b"]})),
+            event(&key, &longest_id, &key, json!("x".repeat(390 * 1024))),
+        ] {
+            assert_eq!(unstorable(&ok), None);
+        }
+        for (bad, reason) in [
+            (event("", "1", "m", json!(1)), "no channel"),
+            (
+                event(&format!("{key}k"), "1", "m", json!(1)),
+                "channel name longer than a DynamoDB key",
+            ),
+            (
+                event("c", &format!("{longest_id}i"), "m", json!(1)),
+                "id longer than a DynamoDB key",
+            ),
+            (
+                event("c", "1", &format!("{key}k"), json!(1)),
+                "name longer than a DynamoDB key",
+            ),
+            (
+                event("c", "1", "m", json!("x".repeat(MAX_ITEM_BYTES))),
+                "event larger than a DynamoDB item",
+            ),
+            // Kept as JSON text (too deep for a map): its text length counts.
+            (
+                event(
+                    "c",
+                    "1",
+                    "m",
+                    json!({"deep": nested(40), "s": "\u{1}".repeat(70_000)}),
+                ),
+                "event larger than a DynamoDB item",
+            ),
+        ] {
+            assert_eq!(unstorable(&bad), Some(reason));
+        }
+    }
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |v, _| json!([v]))
+    }
+
+    #[test]
+    fn payloads_dynamodb_cannot_hold_are_flagged() {
+        assert!(fits_dynamo(&json!({"a": [1, 2.5, "s"]}), 0));
+        assert!(!fits_dynamo(&json!({"a": 1e300}), 0));
+        assert!(!fits_dynamo(&json!({"": 1}), 0));
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        assert!(!fits_dynamo(&deep, 0));
+    }
+}

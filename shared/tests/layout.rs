@@ -1,0 +1,230 @@
+//! The crate's layout, held as the README describes it: concepts in folders, no import
+//! circle between modules, no file past 600 lines, and no Lua inside Rust.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// Every `.rs` file under `src/`, by module path (`storage::cache`; `""` for `lib.rs`).
+fn modules() -> BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(Path::new(SRC), &mut files);
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(SRC)
+                .expect("under src")
+                .with_extension("");
+            let mut parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+                parts.pop();
+            }
+            (parts.join("::"), path)
+        })
+        .collect()
+}
+
+/// The source without comments and without its unit-test module.
+fn product_code(path: &Path) -> String {
+    let text = fs::read_to_string(path).expect("read source");
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    text.lines()
+        .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every `crate::...` path the code names, with `use` groups (`a::{b, c::d}`) expanded.
+fn crate_paths(code: &str) -> Vec<String> {
+    fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
+        let tree = tree.trim();
+        match tree.find('{') {
+            Some(open) if tree.ends_with('}') => {
+                let head = tree[..open].trim_end_matches("::");
+                let prefix = [prefix, head]
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("::");
+                let (mut depth, mut start) = (0, open + 1);
+                let inner_end = tree.len() - 1;
+                for (i, ch) in tree.char_indices().take(inner_end).skip(open + 1) {
+                    match ch {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            expand(&prefix, &tree[start..i], out);
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+                expand(&prefix, &tree[start..inner_end], out);
+            }
+            _ if tree.is_empty() => {}
+            _ => {
+                let name = tree.split(" as ").next().unwrap_or(tree).trim();
+                out.push(if prefix.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{prefix}::{name}")
+                });
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        let is_use = rest[..at].trim_end().ends_with("use");
+        if is_use {
+            let end = after.find(';').unwrap_or(after.len());
+            expand("", &after[..end], &mut paths);
+            rest = &after[end..];
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(after.len());
+            paths.push(after[..end].trim_end_matches(':').to_owned());
+            rest = &after[end..];
+        }
+    }
+    paths
+}
+
+/// The module a path lands in: its longest prefix that is a module file.
+fn owner<'a>(path: &str, modules: &'a BTreeMap<String, PathBuf>) -> Option<&'a str> {
+    let mut parts: Vec<&str> = path.split("::").collect();
+    while !parts.is_empty() {
+        if let Some((name, _)) = modules.get_key_value(&parts.join("::")) {
+            return Some(name);
+        }
+        parts.pop();
+    }
+    None
+}
+
+/// Which modules each module's product code uses (itself and its ancestors left out).
+fn imports(modules: &BTreeMap<String, PathBuf>) -> BTreeMap<&str, BTreeSet<&str>> {
+    modules
+        .iter()
+        .map(|(name, path)| {
+            let used = crate_paths(&product_code(path))
+                .iter()
+                .filter_map(|p| owner(p, modules))
+                .filter(|target| {
+                    !target.is_empty()
+                        && target != name
+                        && !name.starts_with(&format!("{target}::"))
+                })
+                .collect();
+            (name.as_str(), used)
+        })
+        .collect()
+}
+
+/// A cycle through `start`, if the graph has one.
+fn cycle_from<'a>(
+    start: &'a str,
+    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+) -> Option<Vec<&'a str>> {
+    fn visit<'a>(
+        node: &'a str,
+        start: &'a str,
+        graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        path: &mut Vec<&'a str>,
+        seen: &mut BTreeSet<&'a str>,
+    ) -> bool {
+        for &next in graph.get(node).into_iter().flatten() {
+            if next == start {
+                path.push(next);
+                return true;
+            }
+            if seen.insert(next) {
+                path.push(next);
+                if visit(next, start, graph, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start];
+    visit(start, start, graph, &mut path, &mut BTreeSet::new()).then_some(path)
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let modules = modules();
+    let graph = imports(&modules);
+    assert!(
+        graph["handlers::ably_events"].contains("storage::history"),
+        "the import graph is read: {:?}",
+        graph["handlers::ably_events"]
+    );
+    for name in graph.keys() {
+        assert_eq!(cycle_from(name, &graph), None, "import circle");
+    }
+    // The concept folders are layered too: each uses only those before it.
+    let folder = |m: &str| m.split("::").next().unwrap_or_default().to_owned();
+    let order = [
+        "platform", "identity", "channels", "events", "ably", "storage", "handlers",
+    ];
+    for (from, targets) in &graph {
+        for to in targets {
+            let (a, b) = (folder(from), folder(to));
+            let rank = |f: &str| order.iter().position(|o| *o == f);
+            if a != b {
+                assert!(
+                    rank(&a) > rank(&b),
+                    "{from} ({a}) uses {to} ({b}), against the layering {order:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn concepts_live_in_folders_and_no_file_is_two_concepts() {
+    let modules = modules();
+    let loose: Vec<&String> = modules
+        .iter()
+        .filter(|(name, path)| {
+            !name.is_empty()
+                && !name.contains("::")
+                && path.file_name().is_some_and(|f| f != "mod.rs")
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert!(loose.len() <= 4, "loose modules beside lib.rs: {loose:?}");
+    for (name, path) in &modules {
+        let text = fs::read_to_string(path).expect("read source");
+        let lines = text.lines().count();
+        assert!(lines <= 600, "{name}: {lines} lines");
+        assert!(
+            !text.contains(concat!("redis", ".call(")),
+            "{name}: Lua belongs in storage/scripts/*.lua"
+        );
+    }
+}
