@@ -1,10 +1,11 @@
-//! Cookie header parsing for the chat session (`chat_core::auth::session_cookie`).
+//! Cookie header parsing for the chat session
+//! (`chat_core::identity::session::session_cookie`).
 //!
 //! Any bytes in any number of Cookie headers: no panic; what it returns is non-empty and
 //! really stood after `__Host-chat_session=` in one of the headers.
 #![no_main]
 
-use chat_core::auth::session_cookie;
+use chat_core::identity::session::session_cookie;
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use libfuzzer_sys::fuzz_target;
 

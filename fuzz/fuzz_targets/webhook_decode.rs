@@ -1,4 +1,5 @@
-//! Message `data` decoding along its `encoding` chain (`chat_core::webhook::payload::decode_data`).
+//! Message `data` decoding along its `encoding` chain
+//! (`chat_core::ably::webhook::encoding::decode_data`).
 //!
 //! Any data and chain: no panic; the result is a fixed point (decoding it again with the
 //! steps left over changes nothing); no encoding means no change; and a JSON value
@@ -8,7 +9,7 @@
 
 use arbitrary::Arbitrary;
 use base64::Engine;
-use chat_core::webhook::payload::decode_data;
+use chat_core::ably::webhook::encoding::decode_data;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

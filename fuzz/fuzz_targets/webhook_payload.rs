@@ -1,12 +1,13 @@
-//! Webhook body parsing and normalisation (`chat_core::webhook::parse`), followed by the
-//! handler's removal of events DynamoDB could not hold (`store::skip_unstorable`).
+//! Webhook body parsing and normalisation (`chat_core::ably::webhook::parse`), followed by
+//! the handler's removal of events DynamoDB could not hold
+//! (`chat_core::storage::item::skip_unstorable`).
 //!
 //! Any bytes: nothing panics, parsing is deterministic, and every event left can be keyed
 //! in DynamoDB and survives the Redis and DynamoDB round trips unchanged.
 #![no_main]
 
-use chat_core::store::skip_unstorable;
-use chat_core::webhook::{parse, PayloadError};
+use chat_core::ably::webhook::{parse, PayloadError};
+use chat_core::storage::item::skip_unstorable;
 use chat_core_fuzz::assert_batch;
 use libfuzzer_sys::fuzz_target;
 

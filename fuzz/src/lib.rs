@@ -4,17 +4,21 @@
 
 use std::sync::OnceLock;
 
+use chat_core::ably::webhook::{WebhookBatch, WebhookVerifier, MAX_BATCH_EVENTS};
 use chat_core::ably::WebhookKeys;
+use chat_core::events::event::conversation_id;
+use chat_core::events::ChatEvent;
 use chat_core::platform::env::Secret;
 use chat_core::storage::archive::EventArchive;
 use chat_core::storage::item::item_event;
-use chat_core::ably::webhook::payload::{conversation_id, MAX_BATCH_EVENTS};
-use chat_core::ably::webhook::{ChatEvent, WebhookBatch};
+use chat_core::storage::{EventStoreConfig, RetentionConfig};
 
-/// DynamoDB's key size limits: partition keys (table and `by_type` index) up to 2048
-/// bytes, sort keys up to 1024 bytes, and neither may be empty.
-pub const MAX_PARTITION_KEY_BYTES: usize = 2048;
-pub const MAX_SORT_KEY_BYTES: usize = 1024;
+/// DynamoDB's key size limits, as chat_core defines them beside the event: partition keys
+/// (table and `by_type` index) up to 2048 bytes, sort keys up to 1024 bytes, and neither
+/// may be empty.
+pub use chat_core::events::event::{MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
+// The properties below hold events to exactly these values.
+const _: () = assert!(MAX_PARTITION_KEY_BYTES == 2048 && MAX_SORT_KEY_BYTES == 1024);
 
 /// Rotation keys plus a legacy secret, as `ABLY_WEBHOOK_KEYS` and
 /// `ABLY_WEBHOOK_SIGNING_KEY` configure them.
@@ -29,6 +33,12 @@ pub fn webhook_keys() -> WebhookKeys {
             (String::new(), Secret::new("legacy-secret")),
         ],
     }
+}
+
+/// A verifier over [`webhook_keys`], built once.
+pub fn webhook_verifier() -> &'static WebhookVerifier {
+    static VERIFIER: OnceLock<WebhookVerifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| WebhookVerifier::new(&webhook_keys()))
 }
 
 /// The secrets of `keys`, in order (the fuzz targets know them; the product never shows them).
@@ -48,11 +58,17 @@ pub fn archive() -> &'static EventArchive {
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .build();
-        EventArchive {
-            client: aws_sdk_dynamodb::Client::from_conf(config),
-            table: "fuzz".into(),
-            retention_days: 90,
-        }
+        EventArchive::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            &EventStoreConfig {
+                table: "fuzz".into(),
+                retention: RetentionConfig {
+                    event_retention_days: 90,
+                    redis_event_ttl_seconds: 86_400,
+                    redis_event_max: 100,
+                },
+            },
+        )
     })
 }
 
@@ -81,11 +97,11 @@ pub fn assert_iso_millis(text: &str) {
 pub fn assert_storable(event: &ChatEvent) {
     assert!(!event.id.is_empty(), "empty id: {event:?}");
     assert!(!event.channel.is_empty(), "empty channel: {event:?}");
-    assert_eq!(event.conversation_id, conversation_id(&event.channel));
+    assert_eq!(event.history_id, conversation_id(&event.channel));
     assert!(
-        !event.conversation_id.is_empty() && event.conversation_id.len() <= MAX_PARTITION_KEY_BYTES,
-        "conversation_id is not a valid partition key ({} bytes)",
-        event.conversation_id.len()
+        !event.history_id.is_empty() && event.history_id.len() <= MAX_PARTITION_KEY_BYTES,
+        "history_id is not a valid partition key ({} bytes)",
+        event.history_id.len()
     );
     assert!(
         event.event_key().len() <= MAX_SORT_KEY_BYTES,
