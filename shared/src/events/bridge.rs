@@ -139,7 +139,7 @@ mod tests {
     fn event(name: &str, client_id: Option<&str>, payload: Value) -> ChatEvent {
         ChatEvent {
             id: "m-1".into(),
-            conversation_id: "c1".into(),
+            history_id: "c1".into(),
             channel: "conversation:c1".into(),
             event_type: name.into(),
             client_id: client_id.map(str::to_owned),
@@ -233,11 +233,11 @@ mod tests {
     fn only_conversation_channels_are_bridged() {
         let mut sms = event("message", Some("u"), json!({"text": "hi"}));
         sms.channel = "sms:u1:c1".into();
-        sms.conversation_id = "sms:u1:c1".into();
+        sms.history_id = "sms:u1:c1".into();
         assert_eq!(envelope(&sms), None);
         let mut bare = event("message:user", None, json!({}));
         bare.channel = "conversation:".into();
-        bare.conversation_id = "conversation:".into();
+        bare.history_id = "conversation:".into();
         assert_eq!(envelope(&bare), None);
     }
 }

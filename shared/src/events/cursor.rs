@@ -93,7 +93,7 @@ mod tests {
     fn event(at: &str, id: &str) -> ChatEvent {
         ChatEvent {
             id: id.into(),
-            conversation_id: "c".into(),
+            history_id: "c".into(),
             channel: "conversation:c".into(),
             event_type: "message:user".into(),
             client_id: None,

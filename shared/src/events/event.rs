@@ -19,7 +19,12 @@ const RESERVED_PARTITION_PREFIX: char = '_';
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatEvent {
     pub id: String,
-    pub conversation_id: String,
+    /// The history the event is kept in: the conversation id of a `conversation:{id}`
+    /// channel, else the whole channel name (see [`conversation_id`]). It is the DynamoDB
+    /// partition and the Redis list, and keeps the name `conversation_id` in JSON and in
+    /// the table.
+    #[serde(rename = "conversation_id")]
+    pub history_id: String,
     pub channel: String,
     pub event_type: String,
     pub client_id: Option<String>,
@@ -57,7 +62,7 @@ pub fn is_reserved(conversation_id: &str) -> bool {
 pub(crate) fn sample(ms: i64, id: &str) -> ChatEvent {
     ChatEvent {
         id: id.into(),
-        conversation_id: "c".into(),
+        history_id: "c".into(),
         channel: "conversation:c".into(),
         event_type: "message:user".into(),
         client_id: Some("customer-c".into()),

@@ -54,10 +54,13 @@ impl EventCache {
         }
     }
 
+    /// For tools and tests that inspect what the cache holds.
+    #[cfg(feature = "test-support")]
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
+    #[cfg(feature = "test-support")]
     pub fn redis(&self) -> &RedisClient {
         &self.redis
     }
@@ -91,9 +94,9 @@ impl EventCache {
         ]);
         for event in order {
             call.keys.push(keys.seen(&event.id));
-            call.keys.push(keys.events(&event.conversation_id));
+            call.keys.push(keys.events(&event.history_id));
             call.args.push(event.id.clone());
-            call.args.push(event.conversation_id.clone());
+            call.args.push(event.history_id.clone());
             call.args
                 .push(serde_json::to_string(event).unwrap_or_default());
             call.args.push(event.event_type.clone());
@@ -103,7 +106,7 @@ impl EventCache {
             if self.pubsub_bridge {
                 match bridge::envelope(event) {
                     Some(envelope) => {
-                        call.args.push(keys.bridge_channel(&event.conversation_id));
+                        call.args.push(keys.bridge_channel(&event.history_id));
                         call.args.push(envelope);
                     }
                     None => call.args.extend([String::new(), String::new()]),
@@ -277,7 +280,7 @@ mod tests {
     fn sms(ms: i64, id: &str) -> ChatEvent {
         let mut sms = sample(ms, id);
         sms.channel = "sms:u:c".into();
-        sms.conversation_id = "sms:u:c".into();
+        sms.history_id = "sms:u:c".into();
         sms
     }
 

@@ -18,7 +18,7 @@ pub(crate) fn event_item(
 ) -> HashMap<String, AttributeValue> {
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let mut item = HashMap::with_capacity(11);
-    item.insert(PARTITION_KEY.to_owned(), s(&event.conversation_id));
+    item.insert(PARTITION_KEY.to_owned(), s(&event.history_id));
     item.insert(SORT_KEY.to_owned(), AttributeValue::S(event_key));
     item.insert("id".to_owned(), s(&event.id));
     item.insert("event_type".to_owned(), s(&event.event_type));
@@ -50,10 +50,10 @@ pub(crate) fn event_item(
 /// whole `BatchWriteItem` chunk fail on every redelivery (and with it the batch, until
 /// Ably gives up), so the handler skips it and reports it instead.
 pub fn unstorable(event: &ChatEvent) -> Option<&'static str> {
-    if event.conversation_id.is_empty() {
+    if event.history_id.is_empty() {
         return Some("no channel");
     }
-    if event.conversation_id.len() > MAX_PARTITION_KEY_BYTES {
+    if event.history_id.len() > MAX_PARTITION_KEY_BYTES {
         return Some("channel name longer than a DynamoDB key");
     }
     // The sort key is `{occurred_at}#{id}`.
@@ -89,7 +89,7 @@ pub fn skip_unstorable(batch: &mut WebhookBatch) {
 /// values), rounded up where DynamoDB's own rule is approximate.
 fn item_bytes(event: &ChatEvent) -> usize {
     let text = |name: &str, value: &str| name.len() + value.len();
-    let mut size = text(PARTITION_KEY, &event.conversation_id)
+    let mut size = text(PARTITION_KEY, &event.history_id)
         + text(SORT_KEY, &event.occurred_at)
         + 1
         + event.id.len()
@@ -207,7 +207,7 @@ pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
     };
     Some(ChatEvent {
         id: s("id")?,
-        conversation_id: s(PARTITION_KEY)?,
+        history_id: s(PARTITION_KEY)?,
         channel: s("channel")?,
         event_type: s("event_type")?,
         client_id: s("client_id"),
@@ -233,7 +233,7 @@ mod tests {
     fn events_at_dynamodbs_limits_are_storable_and_past_them_are_not() {
         let event = |conversation: &str, id: &str, name: &str, payload: Value| ChatEvent {
             id: id.into(),
-            conversation_id: conversation.into(),
+            history_id: conversation.into(),
             channel: format!("conversation:{conversation}"),
             event_type: name.into(),
             client_id: None,

@@ -5,7 +5,7 @@ use chat_core::storage::analytics;
 use chat_core::storage::Keys;
 use serde_json::{json, Value};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 
 /// Nearest-rank percentile, written independently of the product's.
 fn expected_percentile(values: &[f64], p: usize) -> f64 {

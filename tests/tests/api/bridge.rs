@@ -9,7 +9,7 @@ use std::time::Duration;
 use dev_tools::resp::{Connection, Reply};
 use serde_json::{json, Value};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 use crate::helpers::{body_json, redis_addr, unique};
 
 /// A connection subscribed to channel patterns.
@@ -315,7 +315,7 @@ async fn the_bridge_adds_no_round_trip() {
     let (counting, requests) = crate::helpers::counting_redis().await;
     let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], Some(counting), None).await;
     let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
-    let body = crate::events::flat_batch("conv-one-trip", 50, at(0).0);
+    let body = crate::helpers::flat_batch("conv-one-trip", 50, at(0).0);
     assert_eq!(h.post(&body).await.status(), 200);
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
     let received = subscriber.received().await;

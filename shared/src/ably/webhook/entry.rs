@@ -123,7 +123,7 @@ pub(crate) fn push_message(
     let (payload, encoding) = decode_data(raw_data, raw.encoding.as_deref());
     batch.events.push(ChatEvent {
         id,
-        conversation_id: conversation_id(channel).to_owned(),
+        history_id: conversation_id(channel).to_owned(),
         channel: channel.to_owned(),
         event_type,
         client_id: raw.client_id.filter(|c| !c.is_empty()),

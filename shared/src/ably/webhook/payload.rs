@@ -38,7 +38,7 @@ mod tests {
             batch.events,
             vec![ChatEvent {
                 id: "ABcDefgHIj:1:0".into(),
-                conversation_id: "chat-channel-4".into(),
+                history_id: "chat-channel-4".into(),
                 channel: "chat-channel-4".into(),
                 event_type: "a message name".into(),
                 client_id: Some("user-3".into()),
@@ -87,7 +87,7 @@ mod tests {
         let batch = parse(body.to_string().as_bytes()).unwrap();
         assert_eq!(batch.events.len(), 2);
         let e = &batch.events[0];
-        assert_eq!(e.conversation_id, "c-1");
+        assert_eq!(e.history_id, "c-1");
         assert_eq!(e.channel, "conversation:c-1");
         assert_eq!(e.payload, json!({"text": "hi"}));
         assert_eq!(e.occurred_at, "2023-11-14T22:13:20.123Z");
