@@ -9,15 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chat_core::ably::credentials::TokenSigner;
 use chat_core::ably::AblyKey;
 use chat_core::channels::Capability;
-use chat_core::identity::{Authenticator, Caller, Role};
-use chat_core::identity::{IdentityConfig, JwtConfig};
+use chat_core::identity::JwtConfig;
+use chat_core::identity::{BearerVerifier, Caller, Role};
 use chat_core::platform::env::Secret;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef-0123";
-const RESUME_SECRET: &str = "bench-resume-secret-0123456789abcdef-01";
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -83,13 +82,10 @@ fn capability(c: &mut Criterion) {
 }
 
 fn bearer_verification(c: &mut Criterion) {
-    let auth = Authenticator::new(&IdentityConfig {
-        jwt: JwtConfig {
-            secret: Secret::new(JWT_SECRET),
-            issuer: None,
-            audience: None,
-        },
-        resume_secret: Secret::new(RESUME_SECRET),
+    let auth = BearerVerifier::new(&JwtConfig {
+        secret: Secret::new(JWT_SECRET),
+        issuer: None,
+        audience: None,
     });
     let now = now_secs();
     let token = jsonwebtoken::encode(
@@ -98,13 +94,10 @@ fn bearer_verification(c: &mut Criterion) {
         &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap_or_default();
-    assert!(
-        auth.verify_bearer(&token).is_ok(),
-        "benchmark token must verify"
-    );
+    assert!(auth.verify(&token).is_ok(), "benchmark token must verify");
 
     c.bench_function("bearer_verify", |b| {
-        b.iter(|| auth.verify_bearer(black_box(&token)))
+        b.iter(|| auth.verify(black_box(&token)))
     });
 }
 

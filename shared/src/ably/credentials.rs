@@ -49,7 +49,9 @@ pub struct AblyJwt {
     pub client_id: String,
 }
 
-/// The `mac` of a TokenRequest; `None` fields are empty lines.
+/// The `mac` of a TokenRequest; `None` fields are empty lines. The reference form, for
+/// tools and tests that check a TokenRequest as Ably does ([`TokenSigner`] signs).
+#[cfg(any(test, feature = "test-support"))]
 pub fn token_request_mac(
     key_secret: &[u8],
     key_name: &str,

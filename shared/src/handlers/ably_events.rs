@@ -23,7 +23,6 @@ use crate::platform::http::{
 };
 use crate::platform::metrics::{self, Metric};
 use crate::storage::archive::ArchiveError;
-use crate::storage::history::HistoryReader;
 use crate::storage::item::skip_unstorable;
 use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig, RedisError};
 
@@ -99,11 +98,6 @@ impl EventsState {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self::new(EventsConfig::load(Env::from_process())?))
-    }
-
-    /// The history reader over the same stores.
-    pub fn history(&self) -> HistoryReader {
-        self.stores.history()
     }
 }
 

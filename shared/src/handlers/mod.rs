@@ -36,47 +36,24 @@ pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
     .await
 }
 
-impl Function for token::TokenState {
-    fn from_env() -> Result<Self, ConfigError> {
-        token::TokenState::from_env()
-    }
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        token::handle(self, req)
-    }
+/// Each function's state is a [`Function`]: its own `from_env` and `handle`.
+macro_rules! functions {
+    ($($module:ident::$state:ident),* $(,)?) => {$(
+        impl Function for $module::$state {
+            fn from_env() -> Result<Self, ConfigError> {
+                $module::$state::from_env()
+            }
+            fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+                $module::handle(self, req)
+            }
+        }
+    )*};
 }
 
-impl Function for publish::PublishState {
-    fn from_env() -> Result<Self, ConfigError> {
-        publish::PublishState::from_env()
-    }
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        publish::handle(self, req)
-    }
-}
-
-impl Function for ably_events::EventsState {
-    fn from_env() -> Result<Self, ConfigError> {
-        ably_events::EventsState::from_env()
-    }
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        ably_events::handle(self, req)
-    }
-}
-
-impl Function for stats::StatsState {
-    fn from_env() -> Result<Self, ConfigError> {
-        stats::StatsState::from_env()
-    }
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        stats::handle(self, req)
-    }
-}
-
-impl Function for resume::ResumeState {
-    fn from_env() -> Result<Self, ConfigError> {
-        resume::ResumeState::from_env()
-    }
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        resume::handle(self, req)
-    }
-}
+functions!(
+    token::TokenState,
+    publish::PublishState,
+    ably_events::EventsState,
+    stats::StatsState,
+    resume::ResumeState,
+);

@@ -89,11 +89,6 @@ impl Authenticator {
         }
     }
 
-    /// Verifies a bearer JWT into a [`Caller::User`].
-    pub fn verify_bearer(&self, token: &str) -> Result<Caller, ApiError> {
-        self.bearer.verify(token)
-    }
-
     /// Verifies a chat session token into a [`Caller::Session`].
     pub fn verify_session(&self, token: &str) -> Result<Caller, ApiError> {
         match &self.session {
@@ -133,7 +128,13 @@ mod tests {
                 email: "a@example.com".into()
             }
         );
-        assert_eq!(auth.verify_bearer(&token).unwrap_err().status(), 401);
+        assert_eq!(
+            BearerVerifier::new(&identity.jwt)
+                .verify(&token)
+                .unwrap_err()
+                .status(),
+            401
+        );
         assert_eq!(
             sessions
                 .issue("conv:*", "a@example.com", Duration::from_secs(60))

@@ -52,10 +52,13 @@ impl EventArchive {
         }
     }
 
+    /// For tools and tests that inspect what the archive holds.
+    #[cfg(feature = "test-support")]
     pub fn table(&self) -> &str {
         &self.table
     }
 
+    #[cfg(feature = "test-support")]
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
         &self.client
     }
@@ -69,7 +72,7 @@ impl EventArchive {
         for event in events {
             // The item key is (conversation_id, occurred_at#id).
             if !seen.insert((
-                event.conversation_id.as_str(),
+                event.history_id.as_str(),
                 event.occurred_at.as_str(),
                 event.id.as_str(),
             )) {

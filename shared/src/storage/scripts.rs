@@ -72,11 +72,11 @@ pub const REDEEM: Script = Script {
     args: &["window", "max", "used_ttl", "last"],
 };
 
-pub const ALL: [Script; 5] = [MIRROR, REFILL, RATE_LIMIT, POLL, REDEEM];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL: [Script; 5] = [MIRROR, REFILL, RATE_LIMIT, POLL, REDEEM];
 
     /// The names of a header's `-- KEYS[..] name ...` (or `ARGV`) lines, in order.
     fn declared<'a>(script: &'a Script, kind: &str) -> Vec<&'a str> {

@@ -1,156 +1,21 @@
 //! `POST /api/ably/events` against Redis (through the Upstash-compatible proxy) and
 //! DynamoDB Local: what Ably sends ends up in both stores, exactly once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use chat_core::ably::webhook::signature::sign;
-use chat_core::handlers::ably_events::{handle, EventsConfig, EventsState};
+use chat_core::handlers::ably_events::{handle, EventsState};
 use chat_core::storage::history::HistorySource;
 use chat_core::storage::redis::RedisClient;
 use chat_core::storage::RedisConfig;
-use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
-use crate::helpers::{api_request, body_json, closed_port, env_with, redis, redis_config, unique};
-
-/// Ably's documented signing vector key (shared/reference).
-const KEY_NAME: &str = "xVLyHw.DQrNxQ";
-const SECRET: &str = "fakeSecretForTestVectorsOnly";
-
-pub struct Harness {
-    pub state: EventsState,
-    pub table: String,
-    pub prefix: String,
-    pub redis: RedisClient,
-    pub dynamo: aws_sdk_dynamodb::Client,
-}
-
-impl Harness {
-    pub async fn new() -> Self {
-        Self::build(&[], None, None).await
-    }
-
-    /// A fresh table and Redis prefix; optional replacement clients for fault injection.
-    pub async fn build(
-        overrides: &[(&str, &str)],
-        redis_client: Option<RedisClient>,
-        dynamo_client: Option<aws_sdk_dynamodb::Client>,
-    ) -> Self {
-        let table = crate::helpers::fresh_table().await;
-        let prefix = format!("{}:", unique("t"));
-        let mut vars = vec![
-            ("CHAT_EVENTS_TABLE", table.as_str()),
-            ("REDIS_KEY_PREFIX", prefix.as_str()),
-            (
-                "ABLY_WEBHOOK_KEYS",
-                "xVLyHw.DQrNxQ:fakeSecretForTestVectorsOnly",
-            ),
-        ];
-        vars.extend_from_slice(overrides);
-        let config = EventsConfig::load(env_with(&vars)).expect("config");
-        let dynamo = crate::helpers::dynamo().await;
-        let state = EventsState::with_clients(
-            config,
-            redis_client.unwrap_or_else(redis),
-            dynamo_client.unwrap_or_else(|| dynamo.clone()),
-        );
-        Harness {
-            state,
-            table,
-            prefix,
-            redis: redis(),
-            dynamo,
-        }
-    }
-
-    pub async fn post(&self, body: &[u8]) -> Response<Body> {
-        let signature = sign(SECRET, body);
-        self.send(signed_request(
-            body,
-            &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
-        ))
-        .await
-    }
-
-    pub async fn send(&self, req: Request) -> Response<Body> {
-        handle(&self.state, req).await
-    }
-
-    /// Every item in the table.
-    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        crate::helpers::scan_table(&self.dynamo, &self.table).await
-    }
-
-    pub async fn chat_items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        self.items()
-            .await
-            .into_iter()
-            .filter(|i| s(i, "conversation_id") != "_dead_letter")
-            .collect()
-    }
-
-    /// The cached list of a conversation, newest first, as JSON.
-    pub async fn cached(&self, conversation: &str) -> Vec<Value> {
-        let key = format!("{}chat:conversation:{conversation}:events", self.prefix);
-        let list = self
-            .redis
-            .command(&["LRANGE", &key, "0", "-1"])
-            .await
-            .unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|v| serde_json::from_str(v.as_str().unwrap()).unwrap())
-            .collect()
-    }
-
-    /// Every Redis key under this test's prefix.
-    pub async fn redis_keys(&self) -> Vec<String> {
-        let keys = self
-            .redis
-            .command(&["KEYS", &format!("{}*", self.prefix)])
-            .await
-            .unwrap();
-        let mut keys: Vec<String> = keys
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k.as_str().unwrap().to_owned())
-            .collect();
-        keys.sort();
-        keys
-    }
-
-    pub async fn assert_nothing_written(&self) {
-        assert_eq!(self.items().await.len(), 0, "dynamodb must be untouched");
-        assert_eq!(
-            self.redis_keys().await,
-            Vec::<String>::new(),
-            "redis must be untouched"
-        );
-    }
-}
-
-pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
-}
-
-pub fn signed_request(body: &[u8], headers: &[(&str, &str)]) -> Request {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    api_request(
-        "POST",
-        "/api/ably/events",
-        &all,
-        Some(std::str::from_utf8(body).expect("utf-8 body")),
-    )
-}
+use crate::helpers::{
+    body_json, closed_port, flat_batch, redis, redis_config, s, signed_request, Harness, KEY_NAME,
+    SECRET,
+};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -160,23 +25,6 @@ macro_rules! fixture {
             $name
         ))
     };
-}
-
-/// A batch of flat items on `conversation:{conv}` with `n` messages.
-pub fn flat_batch(conv: &str, n: usize, start_ms: i64) -> Vec<u8> {
-    let items: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({
-                "id": format!("{conv}-m{i}"),
-                "name": "message:user",
-                "channel": format!("conversation:{conv}"),
-                "clientId": "customer-1",
-                "data": {"text": format!("message {i}")},
-                "timestamp": start_ms + i as i64
-            })
-        })
-        .collect();
-    json!({ "items": items }).to_string().into_bytes()
 }
 
 #[tokio::test]
@@ -576,7 +424,13 @@ async fn the_cache_list_is_newest_first_trimmed_and_recent_events_reads_it() {
     let cached = h.cached("c-order").await;
     let ids: Vec<&str> = cached.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["m7", "m6", "m5", "m4", "m3"]);
-    let (events, source) = h.state.history().recent_events("c-order", 3).await.unwrap();
+    let (events, source) = h
+        .state
+        .stores
+        .history()
+        .recent_events("c-order", 3)
+        .await
+        .unwrap();
     assert_eq!(source, HistorySource::Cache);
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["m7", "m6", "m5"]);
@@ -644,6 +498,7 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
     // While Redis is down, history comes from DynamoDB, newest first.
     let (events, source) = h
         .state
+        .stores
         .history()
         .recent_events("c-redis", 20)
         .await
@@ -655,7 +510,12 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
 
     // With Redis back but empty, the archive answers and refills the cache.
     let back = EventsState::with_clients(h.state.config.clone(), redis(), h.dynamo.clone());
-    let (events, source) = back.history().recent_events("c-redis", 20).await.unwrap();
+    let (events, source) = back
+        .stores
+        .history()
+        .recent_events("c-redis", 20)
+        .await
+        .unwrap();
     assert_eq!(source, HistorySource::Archive);
     assert_eq!(events.len(), 20);
     let cached = h.cached("c-redis").await;
@@ -664,7 +524,12 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(cached_ids, expected);
-    let (_, source) = back.history().recent_events("c-redis", 20).await.unwrap();
+    let (_, source) = back
+        .stores
+        .history()
+        .recent_events("c-redis", 20)
+        .await
+        .unwrap();
     assert_eq!(source, HistorySource::Cache);
     // A redelivery after the refill does not push the refilled events again.
     let res = handle(

@@ -24,8 +24,8 @@ use futures::future::join_all;
 use lambda_http::{Context, RequestExt};
 use serde_json::{json, Value};
 
-use crate::events::{s, signed_request};
 use crate::helpers::{body_json, env_with, redis_config, stack_var, unique};
+use crate::helpers::{s, signed_request};
 use processes::{client_for, PrivateDynamo, PrivateRedis};
 use tcp_proxy::{Fault, FaultProxy};
 
@@ -395,6 +395,7 @@ async fn redis_killed_mid_run_and_restarted_loses_no_event() {
     let conversation = &all[0].events[0].0;
     let (events, source) = rig
         .state
+        .stores
         .history()
         .recent_events(conversation, 20)
         .await

@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat_core::ably::webhook::signature::sign;
+use chat_core::handlers::ably_events::{handle, EventsConfig, EventsState};
 use chat_core::platform::env::{Env, Secret};
 use chat_core::storage::redis::RedisClient;
 use chat_core::storage::RedisConfig;
@@ -304,4 +307,159 @@ impl aws_sdk_dynamodb::config::Intercept for CountRequests {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
+}
+
+// --- the ably-events function: a fresh table and prefix, signed deliveries ---------------
+
+/// Ably's documented signing vector key (shared/reference).
+pub const KEY_NAME: &str = "xVLyHw.DQrNxQ";
+pub const SECRET: &str = "fakeSecretForTestVectorsOnly";
+
+pub struct Harness {
+    pub state: EventsState,
+    pub table: String,
+    pub prefix: String,
+    pub redis: RedisClient,
+    pub dynamo: aws_sdk_dynamodb::Client,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::build(&[], None, None).await
+    }
+
+    /// A fresh table and Redis prefix; optional replacement clients for fault injection.
+    pub async fn build(
+        overrides: &[(&str, &str)],
+        redis_client: Option<RedisClient>,
+        dynamo_client: Option<aws_sdk_dynamodb::Client>,
+    ) -> Self {
+        let table = crate::helpers::fresh_table().await;
+        let prefix = format!("{}:", unique("t"));
+        let mut vars = vec![
+            ("CHAT_EVENTS_TABLE", table.as_str()),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+            (
+                "ABLY_WEBHOOK_KEYS",
+                "xVLyHw.DQrNxQ:fakeSecretForTestVectorsOnly",
+            ),
+        ];
+        vars.extend_from_slice(overrides);
+        let config = EventsConfig::load(env_with(&vars)).expect("config");
+        let dynamo = crate::helpers::dynamo().await;
+        let state = EventsState::with_clients(
+            config,
+            redis_client.unwrap_or_else(redis),
+            dynamo_client.unwrap_or_else(|| dynamo.clone()),
+        );
+        Harness {
+            state,
+            table,
+            prefix,
+            redis: redis(),
+            dynamo,
+        }
+    }
+
+    pub async fn post(&self, body: &[u8]) -> Response<Body> {
+        let signature = sign(SECRET, body);
+        self.send(signed_request(
+            body,
+            &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
+        ))
+        .await
+    }
+
+    pub async fn send(&self, req: Request) -> Response<Body> {
+        handle(&self.state, req).await
+    }
+
+    /// Every item in the table.
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        crate::helpers::scan_table(&self.dynamo, &self.table).await
+    }
+
+    pub async fn chat_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|i| s(i, "conversation_id") != "_dead_letter")
+            .collect()
+    }
+
+    /// The cached list of a conversation, newest first, as JSON.
+    pub async fn cached(&self, conversation: &str) -> Vec<Value> {
+        let key = format!("{}chat:conversation:{conversation}:events", self.prefix);
+        let list = self
+            .redis
+            .command(&["LRANGE", &key, "0", "-1"])
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| serde_json::from_str(v.as_str().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Every Redis key under this test's prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let keys = self
+            .redis
+            .command(&["KEYS", &format!("{}*", self.prefix)])
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub async fn assert_nothing_written(&self) {
+        assert_eq!(self.items().await.len(), 0, "dynamodb must be untouched");
+        assert_eq!(
+            self.redis_keys().await,
+            Vec::<String>::new(),
+            "redis must be untouched"
+        );
+    }
+}
+
+pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn signed_request(body: &[u8], headers: &[(&str, &str)]) -> Request {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    api_request(
+        "POST",
+        "/api/ably/events",
+        &all,
+        Some(std::str::from_utf8(body).expect("utf-8 body")),
+    )
+}
+
+/// A batch of flat items on `conversation:{conv}` with `n` messages.
+pub fn flat_batch(conv: &str, n: usize, start_ms: i64) -> Vec<u8> {
+    let items: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "id": format!("{conv}-m{i}"),
+                "name": "message:user",
+                "channel": format!("conversation:{conv}"),
+                "clientId": "customer-1",
+                "data": {"text": format!("message {i}")},
+                "timestamp": start_ms + i as i64
+            })
+        })
+        .collect();
+    json!({ "items": items }).to_string().into_bytes()
 }

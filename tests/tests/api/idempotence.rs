@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 
 /// Everything the stores hold for this harness, minus what is rewritten by design:
 /// `expires_at` is set from the time of the write (a redelivery extends retention).

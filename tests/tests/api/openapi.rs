@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 use crate::helpers::{
     api_request, bearer, closed_port, env_with, redis_config, session_token, token_state, unique,
 };
@@ -30,7 +30,7 @@ const SERVICES: [Service; 5] = [
     resume::SERVICE,
 ];
 
-/// The signing key `events::Harness` configures.
+/// The signing key `helpers::Harness` configures.
 const WEBHOOK_KEY: &str = "xVLyHw.DQrNxQ";
 const WEBHOOK_SECRET: &str = "fakeSecretForTestVectorsOnly";
 
@@ -876,7 +876,7 @@ async fn resume_answers(a: &mut Answers, h: &Harness) {
     let e = "/api/chat/events";
     // Events to page through, so that their documented shape is checked too.
     let mirrored = h
-        .post(&crate::events::flat_batch("conv-1", 3, 1_767_323_045_000))
+        .post(&crate::helpers::flat_batch("conv-1", 3, 1_767_323_045_000))
         .await;
     assert_eq!(mirrored.status(), 200);
     let cookie = format!("__Host-chat_session={}", session_token("conv-1"));

@@ -15,7 +15,7 @@ use chat_core::storage::redis::RedisClient;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 use crate::helpers::{
     api_request, bearer, body_json, closed_port, counting_dynamo, counting_redis, env_with, header,
     session_token,

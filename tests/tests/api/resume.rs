@@ -14,11 +14,11 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 
-use crate::events::{flat_batch, Harness};
 use crate::helpers::{
     api_request, bearer, body_json, closed_port, env_with, hand_jwt, header, hs256, post_token,
     redis, session_token, stack_var, token_state, unix_now,
 };
+use crate::helpers::{flat_batch, Harness};
 
 const BROKER_EMAIL: &str = "customer@example.com";
 

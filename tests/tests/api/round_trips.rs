@@ -15,11 +15,11 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::events::{flat_batch, Harness};
 use crate::helpers::{
     api_request, bearer, body_json, counting_dynamo, counting_redis_url, env_with, post_token,
     post_token_as, redis_config, session_token, token_state, unique,
 };
+use crate::helpers::{flat_batch, Harness};
 
 /// A counting Upstash proxy in front of the stack's Redis, and a counting DynamoDB
 /// client for DynamoDB Local.

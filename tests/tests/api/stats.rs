@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::events::Harness;
+use crate::helpers::Harness;
 use crate::helpers::{
     api_request, bearer, body_json, closed_port, env_with, redis_config, session_token, stack_var,
 };

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::events::{s, Harness};
 use crate::helpers::body_json;
+use crate::helpers::{s, Harness};
 
 fn item(channel: &str, id: &str, name: &str, data: Value, ts: i64) -> Value {
     json!({"channel": channel, "id": id, "name": name, "data": data, "timestamp": ts})
