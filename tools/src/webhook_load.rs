@@ -69,7 +69,8 @@ pub fn batches(plan: &LoadPlan, run: &str) -> Vec<Batch> {
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let size = plan.batch_size.max(1);
     let conversations = plan.conversations.max(1);
-    let start_ms = 1_763_000_000_000i64;
+    // An hour ago: recent enough to be inside any retention, which runs from an event's time.
+    let start_ms = chrono::Utc::now().timestamp_millis() - 3_600_000;
     (0..plan.events.div_ceil(size))
         .map(|b| {
             let mut channels: BTreeMap<String, Vec<Value>> = BTreeMap::new();

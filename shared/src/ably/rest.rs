@@ -203,7 +203,10 @@ impl AblyClient {
             ));
         }
         let channel = format!("conversation:{conversation_id}");
-        let id_base = message_id_base(idempotency_key);
+        // Scoped by channel, as `ably-publish` scopes its own: Ably de-duplicates ids
+        // across channels, so one conversation's key must not silence another's message.
+        let scoped = idempotency_key.map(|key| format!("{channel}\n{key}"));
+        let id_base = message_id_base(scoped.as_deref());
         self.publish_with_id_base(&channel, &id_base, &[message], deadline)
             .await
     }

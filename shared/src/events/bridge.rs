@@ -1,7 +1,13 @@
 //! The Redis pub/sub bridge (`REDIS_PUBSUB_BRIDGE=true`): every new conversation event is
 //! also published on `{REDIS_KEY_PREFIX}chat:{conversationId}`, in the envelope that
 //! self-hosted WebSocket servers already subscribe to:
-//! `{"type": "message" | "agent_joined" | "typing" | <event type>, "data": {...}, "timestamp"}`.
+//! `{"type": "message" | "agent_joined" | "typing" | <event type>, "data": {...}, "timestamp",
+//! "clientId", "publisherRole"}`.
+//!
+//! Only events the channel table trusts are bridged (see [`crate::channels::trusts`]).
+//! `clientId` is the publisher's clientId as Ably verified it (`null`: the API key) and
+//! `publisherRole` the role it carries (`customer`, `broker`, `admin`, `service`); both come
+//! from Ably, never from the payload, so a subscriber can tell staff from customers.
 //!
 //! The envelope is built here, once per event, and handed to the mirror script, which
 //! publishes it only when it stores the event for the first time (see
@@ -17,12 +23,14 @@
 //! `id` and both `timestamp`s are the event's own (Ably's message id and time). A payload
 //! field with the envelope field's name is passed on as it is; without one, `content` is
 //! the payload's `text` (or the payload itself when it is a string), `sender`, `agentId`
-//! and `userId` are the Ably `clientId`, and whatever is still missing is `null`.
+//! and `userId` are the Ably `clientId`, and whatever is still missing is `null`. Those
+//! `data` fields are the publisher's word; `clientId` and `publisherRole` are Ably's.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::events::event::ChatEvent;
+use crate::identity::Role;
 
 /// The envelope published for `event`; `None` for events outside `conversation:{id}`
 /// channels, which are never bridged.
@@ -36,6 +44,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
     let client_id = || event.client_id.as_deref().map_or(Field::Null, Field::Text);
     let json = match event.event_type.as_str() {
         kind @ ("message:user" | "message:ai") => to_json(
+            event,
             "message",
             MessageData {
                 id: &event.id,
@@ -54,6 +63,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             at,
         ),
         "agent_joined" => to_json(
+            event,
             "agent_joined",
             AgentJoinedData {
                 agent_id: given(payload, "agentId").map_or_else(client_id, Field::Json),
@@ -63,6 +73,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             at,
         ),
         kind @ ("typing:start" | "typing:stop") => to_json(
+            event,
             "typing",
             TypingData {
                 user_id: given(payload, "userId").map_or_else(client_id, Field::Json),
@@ -70,7 +81,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             },
             at,
         ),
-        other => to_json(other, payload, at),
+        other => to_json(event, other, payload, at),
     };
     Some(json)
 }
@@ -80,22 +91,28 @@ fn given<'a>(payload: &'a Value, name: &str) -> Option<&'a Value> {
     payload.get(name).filter(|v| !v.is_null())
 }
 
-fn to_json<D: Serialize>(kind: &str, data: D, timestamp: &str) -> String {
+fn to_json<D: Serialize>(event: &ChatEvent, kind: &str, data: D, timestamp: &str) -> String {
+    let client_id = event.client_id.as_deref();
     // Borrowed strings and JSON values always serialise.
     serde_json::to_string(&Envelope {
         kind,
         data,
         timestamp,
+        client_id,
+        publisher_role: Role::of_publisher(client_id).as_str(),
     })
     .unwrap_or_default()
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Envelope<'a, D> {
     #[serde(rename = "type")]
     kind: &'a str,
     data: D,
     timestamp: &'a str,
+    client_id: Option<&'a str>,
+    publisher_role: &'static str,
 }
 
 #[derive(Serialize)]
@@ -143,6 +160,7 @@ mod tests {
             channel: "conversation:c1".into(),
             event_type: name.into(),
             client_id: client_id.map(str::to_owned),
+            trusted: true,
             payload,
             occurred_at: "2026-01-02T03:04:05.678Z".into(),
             encoding: None,
@@ -163,17 +181,17 @@ mod tests {
                 Some("customer-c1"),
                 json!({"text": "hi"})
             )),
-            json!({"type": "message", "timestamp": AT, "data": {
+            json!({"type": "message", "timestamp": AT, "clientId": "customer-c1", "publisherRole": "customer", "data": {
                 "id": "m-1", "content": "hi", "role": "user", "timestamp": AT, "sender": "customer-c1"}})
         );
         assert_eq!(
             published(&event(
                 "message:ai",
-                Some("broker-1"),
+                Some("broker:b1"),
                 json!({"text": "ignored", "content": "answer", "sender": {"id": "bot", "name": "Bot"},
-                    "timing": {"ai_duration_ms": 5}})
+                    "timing": {"ai_duration_ms": 5}, "clientId": "x", "publisherRole": "admin"})
             )),
-            json!({"type": "message", "timestamp": AT, "data": {
+            json!({"type": "message", "timestamp": AT, "clientId": "broker:b1", "publisherRole": "broker", "data": {
                 "id": "m-1", "content": "answer", "role": "assistant", "timestamp": AT,
                 "sender": {"id": "bot", "name": "Bot"}}})
         );
@@ -200,7 +218,7 @@ mod tests {
                 Some("agent-7"),
                 json!({"agentName": "Ann"})
             )),
-            json!({"type": "agent_joined", "timestamp": AT,
+            json!({"type": "agent_joined", "timestamp": AT, "clientId": "agent-7", "publisherRole": "customer",
                 "data": {"agentId": "agent-7", "agentName": "Ann", "timestamp": AT}})
         );
         assert_eq!(
@@ -213,19 +231,25 @@ mod tests {
         );
         assert_eq!(
             published(&event("typing:start", Some("customer-c1"), Value::Null)),
-            json!({"type": "typing", "timestamp": AT, "data": {"userId": "customer-c1", "isTyping": true}})
+            json!({"type": "typing", "timestamp": AT, "clientId": "customer-c1", "publisherRole": "customer",
+                "data": {"userId": "customer-c1", "isTyping": true}})
         );
         assert_eq!(
             published(&event("typing:stop", Some("x"), json!({"userId": "u-9"})))["data"],
             json!({"userId": "u-9", "isTyping": false})
         );
         assert_eq!(
-            published(&event("sla:warning", Some("svc"), json!({"minutes": 5}))),
-            json!({"type": "sla:warning", "timestamp": AT, "data": {"minutes": 5}})
+            published(&event(
+                "sla:warning",
+                None,
+                json!({"minutes": 5, "role": "customer"})
+            )),
+            json!({"type": "sla:warning", "timestamp": AT, "clientId": null, "publisherRole": "service",
+                "data": {"minutes": 5, "role": "customer"}})
         );
         assert_eq!(
             published(&event("presence:enter", Some("u"), Value::Null)),
-            json!({"type": "presence:enter", "timestamp": AT, "data": null})
+            json!({"type": "presence:enter", "timestamp": AT, "clientId": "u", "publisherRole": "customer", "data": null})
         );
     }
 

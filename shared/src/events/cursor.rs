@@ -97,6 +97,7 @@ mod tests {
             channel: "conversation:c".into(),
             event_type: "message:user".into(),
             client_id: None,
+            trusted: true,
             payload: Value::Null,
             occurred_at: at.into(),
             encoding: None,

@@ -17,6 +17,7 @@ const RESERVED_PARTITION_PREFIX: char = '_';
 
 /// A chat event as mirrored to Redis and DynamoDB and served back to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredEvent")]
 pub struct ChatEvent {
     pub id: String,
     /// The history the event is kept in: the conversation id of a `conversation:{id}`
@@ -27,13 +28,57 @@ pub struct ChatEvent {
     pub history_id: String,
     pub channel: String,
     pub event_type: String,
+    /// The publisher's clientId as Ably verified it; `None`: the API key (a server).
     pub client_id: Option<String>,
+    /// Whether the channel table lets the publisher's role send this event here (see
+    /// [`crate::channels::trusts`]). Untrusted events are kept as the record of what
+    /// happened, but never counted, bridged or served as history.
+    pub trusted: bool,
     pub payload: Value,
     /// ISO-8601 UTC with milliseconds, e.g. `2026-11-22T03:04:05.678Z`.
     pub occurred_at: String,
     /// The part of the message's `encoding` that could not be decoded, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+}
+
+/// A chat event as stored; one written before events carried `trusted` is judged again
+/// from its channel, type and clientId.
+#[derive(Deserialize)]
+struct StoredEvent {
+    id: String,
+    conversation_id: String,
+    channel: String,
+    event_type: String,
+    client_id: Option<String>,
+    trusted: Option<bool>,
+    payload: Value,
+    occurred_at: String,
+    #[serde(default)]
+    encoding: Option<String>,
+}
+
+impl From<StoredEvent> for ChatEvent {
+    fn from(stored: StoredEvent) -> Self {
+        let trusted = stored.trusted.unwrap_or_else(|| {
+            crate::channels::trusts(
+                &stored.channel,
+                &stored.event_type,
+                stored.client_id.as_deref(),
+            )
+        });
+        ChatEvent {
+            id: stored.id,
+            history_id: stored.conversation_id,
+            channel: stored.channel,
+            event_type: stored.event_type,
+            client_id: stored.client_id,
+            trusted,
+            payload: stored.payload,
+            occurred_at: stored.occurred_at,
+            encoding: stored.encoding,
+        }
+    }
 }
 
 impl ChatEvent {
@@ -66,6 +111,7 @@ pub(crate) fn sample(ms: i64, id: &str) -> ChatEvent {
         channel: "conversation:c".into(),
         event_type: "message:user".into(),
         client_id: Some("customer-c".into()),
+        trusted: true,
         payload: serde_json::json!({"text": id}),
         occurred_at: crate::events::time::iso_millis(ms).unwrap_or_default(),
         encoding: None,
@@ -83,5 +129,28 @@ mod tests {
         assert_eq!(conversation_id("sms:u:c"), "sms:u:c");
         assert!(is_reserved("_dead_letter"));
         assert!(!is_reserved("c-1"));
+    }
+
+    #[test]
+    fn trust_is_written_and_an_event_stored_without_it_is_judged_again() {
+        let mut forged = sample(1, "f");
+        forged.event_type = "message:ai".into();
+        forged.trusted = false;
+        let json = serde_json::to_value(&forged).unwrap();
+        assert_eq!(json["trusted"], false);
+        assert_eq!(json["conversation_id"], "c");
+        assert_eq!(
+            serde_json::from_value::<ChatEvent>(json.clone()).unwrap(),
+            forged
+        );
+        let mut legacy = json;
+        legacy.as_object_mut().unwrap().remove("trusted");
+        assert!(
+            !serde_json::from_value::<ChatEvent>(legacy.clone())
+                .unwrap()
+                .trusted
+        );
+        legacy["client_id"] = serde_json::Value::Null;
+        assert!(serde_json::from_value::<ChatEvent>(legacy).unwrap().trusted);
     }
 }

@@ -36,6 +36,40 @@ fn iso(ms: i64, with_millis: bool) -> Option<String> {
     Some(out)
 }
 
+/// The instant of an [`iso_millis`] time, in ms since the epoch; `None` for any other
+/// text (this reads back what this module writes, nothing else).
+pub fn millis_of(iso: &str) -> Option<i64> {
+    let b = iso.as_bytes();
+    if b.len() != 24 || [4, 7, 10, 13, 16, 19, 23].map(|i| b[i]) != *b"--T::.Z" {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, min, sec, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || sec > 59 {
+        return None;
+    }
+    let millis =
+        days_from_civil(y, m, d) * 86_400_000 + h * 3_600_000 + min * 60_000 + sec * 1000 + ms;
+    // A day past the month's end would name another date: only canonical text counts.
+    (iso_millis(millis).as_deref() == Some(iso)).then_some(millis)
+}
+
+/// (year, month, day) in the proleptic Gregorian calendar -> days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -74,6 +108,34 @@ mod tests {
         }
         assert_eq!(iso_millis(253_402_300_800_000), None);
         assert_eq!(iso_millis(-62_167_219_200_001), None);
+    }
+
+    #[test]
+    fn times_read_back_to_the_instant_they_were_written_from() {
+        for ms in [
+            0i64,
+            1,
+            -1,
+            951_782_400_000,
+            1_700_000_000_123,
+            4_102_444_800_000,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(millis_of(&iso_millis(ms).unwrap()), Some(ms), "{ms}");
+        }
+        for bad in [
+            "",
+            "2026-02-30T00:00:00.000Z",
+            "2026-13-01T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01T00:00:00.000+",
+            "2026-01-01 00:00:00.000Z",
+            "2026-01-01T00:00:00Z",
+            "+026-01-01T00:00:00.000Z",
+        ] {
+            assert_eq!(millis_of(bad), None, "{bad}");
+        }
     }
 
     #[test]

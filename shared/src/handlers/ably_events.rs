@@ -23,7 +23,6 @@ use crate::platform::http::{
 };
 use crate::platform::metrics::{self, Metric};
 use crate::storage::archive::ArchiveError;
-use crate::storage::item::skip_unstorable;
 use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig, RedisError};
 
 pub const SERVICE: Service = Service {
@@ -125,6 +124,8 @@ pub struct Receipt {
 #[derive(Default)]
 struct Tally {
     received: usize,
+    /// Received events the channel table does not trust (see `crate::channels::trusts`).
+    untrusted: usize,
     stored: usize,
     duplicates: usize,
     skipped: usize,
@@ -145,6 +146,7 @@ async fn receive(
         SERVICE.name,
         &[
             Metric::count("received", tally.received),
+            Metric::count("untrusted", tally.untrusted),
             Metric::count("stored", tally.stored),
             Metric::count("duplicates", tally.duplicates),
             Metric::count("skipped", tally.skipped),
@@ -194,9 +196,11 @@ async fn mirror(
         }
         Err(err) => return Err(dead_letter(state, body, &err, now_secs, until).await),
     };
-    // An event DynamoDB cannot hold would fail every redelivery of the whole batch.
-    skip_unstorable(&mut batch);
+    // An event DynamoDB cannot hold would fail every redelivery of the whole batch; one
+    // past its retention would come back from the dead.
+    state.stores.archive.skip_unarchivable(&mut batch, now_secs);
     tally.received = batch.events.len();
+    tally.untrusted = batch.events.iter().filter(|e| !e.trusted).count();
     tally.skipped = batch.skipped.len();
 
     let (cached, archived) = tokio::join!(

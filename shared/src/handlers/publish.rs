@@ -97,7 +97,8 @@ impl PublishState {
             FailurePolicy::Open,
         );
         PublishState {
-            auth: Authenticator::new(&config.identity),
+            auth: Authenticator::new(&config.identity)
+                .with_allowed_origin(config.http.cors_origin.clone()),
             limiter,
             ably,
             config,
@@ -213,7 +214,7 @@ async fn publish(
     req: Request,
     ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = state.auth.authenticate(req.headers())?;
+    let caller = state.auth.authenticate(&ctx.method, req.headers())?;
     ctx.set_caller(caller.id_for_rate_limit());
     let valid = validate(&caller, req.body().as_ref())?;
     state.limiter.check(&caller.id_for_rate_limit()).await?;

@@ -24,6 +24,7 @@ use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
 use crate::platform::http::{json_response, serve, HttpConfig, RequestContext, Route, Service};
 use crate::storage::analytics::{self, Analytics};
+use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
 use crate::storage::{Keys, RedisClient, RedisConfig, RedisError};
 
 pub const SERVICE: Service = Service {
@@ -44,6 +45,8 @@ pub struct StatsConfig {
     pub table: String,
     /// Per-dependency time budget of a health check.
     pub check_timeout: Duration,
+    /// Requests per caller: each one fans out to four upstream checks.
+    pub rate_limit: RateLimit,
 }
 
 impl StatsConfig {
@@ -55,6 +58,14 @@ impl StatsConfig {
             redis: RedisConfig::from_env(&mut env),
             table: env.required("CHAT_EVENTS_TABLE"),
             check_timeout: Duration::from_millis(env.parsed_or("STATS_CHECK_TIMEOUT_MS", 1500)),
+            rate_limit: RateLimit::from_env(
+                &mut env,
+                "RATE_LIMIT_STATS",
+                RateLimit {
+                    max: 60,
+                    window_seconds: 60,
+                },
+            ),
         };
         if config.check_timeout.is_zero() {
             env.problem("STATS_CHECK_TIMEOUT_MS must be at least 1");
@@ -71,6 +82,7 @@ pub struct StatsState {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ably: AblyClient,
     pub keys: Keys,
+    pub limiter: RateLimiter,
 }
 
 impl StatsState {
@@ -91,6 +103,14 @@ impl StatsState {
         StatsState {
             auth: Authenticator::bearer_only(&config.jwt),
             keys: config.redis.keys(),
+            // A health check must answer when Redis is down: the limit fails open.
+            limiter: RateLimiter::new(
+                redis.clone(),
+                config.redis.keys(),
+                "stats",
+                config.rate_limit,
+                FailurePolicy::Open,
+            ),
             redis,
             dynamo,
             ably,
@@ -175,10 +195,16 @@ async fn stats(
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
     let caller = state.auth.authenticate_bearer(req.headers())?;
-    ctx.set_caller(caller.id_for_rate_limit());
+    let caller_id = caller.id_for_rate_limit();
+    ctx.set_caller(caller_id.clone());
     let channel = requested_channel(&req, &caller)?;
-    let sees_analytics = matches!(caller.role(), Some(Role::Admin | Role::Service));
     let budget = state.config.check_timeout;
+    // Counted within the same budget as a check: a hanging Redis fails open, in time.
+    let counted = within(budget, state.limiter.hit(&caller_id))
+        .await
+        .unwrap_or_else(|| Err(RedisError::Unavailable("timed out".into())));
+    state.limiter.judge(counted)?;
+    let sees_analytics = matches!(caller.role(), Some(Role::Admin | Role::Service));
     let now_ms = clock::now_ms();
 
     let (ably, redis, dynamodb, channel_report, analytics) = tokio::join!(

@@ -91,7 +91,8 @@ impl TokenState {
             FailurePolicy::Closed,
         );
         TokenState {
-            auth: Authenticator::new(&config.identity),
+            auth: Authenticator::new(&config.identity)
+                .with_allowed_origin(config.http.cors_origin.clone()),
             signer: TokenSigner::new(&config.ably.key),
             limiter,
             redis,
@@ -274,7 +275,7 @@ async fn issue(
             "Realtime is disabled; poll GET /api/chat/events instead",
         ));
     }
-    let caller = state.auth.authenticate(req.headers())?;
+    let (caller, valid_until) = state.auth.authenticate_until(&ctx.method, req.headers())?;
     let caller_id = caller.id_for_rate_limit();
     ctx.set_caller(caller_id.clone());
     let options = TokenOptions::from_request(&req)?;
@@ -285,17 +286,55 @@ async fn issue(
         None => Capability::for_caller(&caller),
     };
     let now = u64::try_from(clock::now_ms()).unwrap_or(0);
+    let ttl = capped_ttl(options.ttl, valid_until, now)?;
     let (capability, client_id) = (capability.to_json(), caller.client_id());
     Ok(match options.format {
         TokenFormat::TokenRequest => json_response(
             StatusCode::OK,
-            &state
-                .signer
-                .token_request(capability, client_id, options.ttl, now),
+            &state.signer.token_request(capability, client_id, ttl, now),
         ),
         TokenFormat::Jwt => json_response(
             StatusCode::OK,
-            &state.signer.jwt(capability, client_id, options.ttl, now)?,
+            &state.signer.jwt(capability, client_id, ttl, now)?,
         ),
     })
+}
+
+/// The Ably credential's lifetime: what was asked for, but never past the bearer JWT or
+/// session it is issued on (`valid_until`, Unix seconds). A credential accepted only
+/// within the clock leeway has no time left to give: 401.
+fn capped_ttl(asked: Duration, valid_until: u64, now_ms: u64) -> Result<Duration, ApiError> {
+    let left_ms = valid_until.saturating_mul(1000).saturating_sub(now_ms);
+    if left_ms < 1000 {
+        return Err(ApiError::unauthorized(
+            "invalid_token",
+            "Invalid or expired token",
+        ));
+    }
+    Ok(asked.min(Duration::from_millis(left_ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ably_credential_never_outlives_its_source() {
+        let hour = Duration::from_secs(3600);
+        let now_ms = 1_700_000_000_250;
+        // Two minutes left: two minutes, to the millisecond.
+        assert_eq!(
+            capped_ttl(hour, 1_700_000_120, now_ms).unwrap(),
+            Duration::from_millis(119_750)
+        );
+        // Plenty left: what was asked.
+        assert_eq!(capped_ttl(hour, 1_800_000_000, now_ms).unwrap(), hour);
+        // Accepted within the leeway only: nothing to give.
+        for valid_until in [1_700_000_000, 1_699_999_990, 0] {
+            assert_eq!(
+                capped_ttl(hour, valid_until, now_ms).unwrap_err().code(),
+                "invalid_token"
+            );
+        }
+    }
 }

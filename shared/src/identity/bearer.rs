@@ -74,8 +74,9 @@ impl BearerVerifier {
         }
     }
 
-    /// The bearer JWT of the `Authorization` header; 401 without one. Never the cookie.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The bearer JWT of the `Authorization` header and when it expires (Unix seconds);
+    /// 401 without one. Never the cookie.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(Caller, u64), ApiError> {
         let mut authorization = headers.get_all(AUTHORIZATION).iter();
         let value = authorization.next().ok_or_else(|| {
             ApiError::unauthorized("unauthorized", "Authentication required: a bearer token")
@@ -86,11 +87,16 @@ impl BearerVerifier {
         let token = bearer_token(value.as_bytes()).ok_or_else(|| {
             ApiError::unauthorized("unauthorized", "Expected Authorization: Bearer <token>")
         })?;
-        self.verify(token)
+        self.verify_until(token)
     }
 
     /// Verifies a bearer JWT into a [`Caller::User`].
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        self.verify_until(token).map(|(caller, _)| caller)
+    }
+
+    /// [`Self::verify`], with the token's expiry (Unix seconds).
+    pub fn verify_until(&self, token: &str) -> Result<(Caller, u64), ApiError> {
         #[derive(Deserialize)]
         struct Claims {
             #[serde(rename = "userId")]
@@ -100,6 +106,7 @@ impl BearerVerifier {
             conversations: Option<Vec<String>>,
             #[serde(rename = "conversationId")]
             conversation_id: Option<IgnoredAny>,
+            exp: f64,
         }
         let claims: Claims = decode(token, &self.key, &self.validation)?;
         if claims.conversation_id.is_some() {
@@ -113,11 +120,14 @@ impl BearerVerifier {
         for conversation in &conversations {
             identifier(conversation, "conversations")?;
         }
-        Ok(Caller::User {
-            user_id,
-            role,
-            conversations,
-        })
+        Ok((
+            Caller::User {
+                user_id,
+                role,
+                conversations,
+            },
+            claims.exp as u64,
+        ))
     }
 }
 

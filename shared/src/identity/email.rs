@@ -57,10 +57,23 @@ impl EmailAddress {
         &self.address[self.at + 1..]
     }
 
-    /// A stable key for counting per address without storing it: hex SHA-256 of the
-    /// lowercased address.
+    /// A stable key for counting per mailbox without storing the address: hex SHA-256
+    /// of [`Self::mailbox`], so that `Pat+1@` and `pat+2@` share one budget.
     pub fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(self.address.to_ascii_lowercase().as_bytes()))
+        hex::encode(Sha256::digest(self.mailbox().as_bytes()))
+    }
+
+    /// The mailbox the address delivers to, as mail providers commonly read it: lowercase,
+    /// and without a `+tag` in the local part.
+    pub fn mailbox(&self) -> String {
+        let local = &self.address[..self.at];
+        let local = local.split_once('+').map_or(local, |(mailbox, _)| mailbox);
+        format!("{local}@{}", self.domain()).to_ascii_lowercase()
+    }
+
+    /// Whether both name the same address, letter case aside.
+    pub fn same_address(&self, other: &str) -> bool {
+        self.address.eq_ignore_ascii_case(other)
     }
 }
 
@@ -124,6 +137,24 @@ mod tests {
                 .fingerprint()
         );
         assert!(!format!("{mixed:?}").contains("Ann"));
+    }
+
+    #[test]
+    fn tags_and_case_share_one_mailbox() {
+        let a = EmailAddress::parse("Pat+1@Example.com").unwrap();
+        let b = EmailAddress::parse("pat+2@example.COM").unwrap();
+        let plain = EmailAddress::parse("pat@example.com").unwrap();
+        assert_eq!(a.mailbox(), "pat@example.com");
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), plain.fingerprint());
+        assert_ne!(
+            a.fingerprint(),
+            EmailAddress::parse("pat@example.org")
+                .unwrap()
+                .fingerprint()
+        );
+        assert!(a.same_address("pat+1@example.com"));
+        assert!(!a.same_address("pat+2@example.com"));
     }
 
     #[test]

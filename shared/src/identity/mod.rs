@@ -13,8 +13,8 @@ pub mod jwt;
 pub mod resume_link;
 pub mod session;
 
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
+use http::header::{AUTHORIZATION, ORIGIN};
+use http::{HeaderMap, Method};
 
 pub use bearer::{BearerVerifier, JwtConfig};
 pub use caller::{Caller, Role};
@@ -51,6 +51,8 @@ pub struct Authenticator {
     bearer: BearerVerifier,
     /// `None` for functions that take bearer tokens only: every session is refused.
     session: Option<SessionVerifier>,
+    /// `CORS_ORIGIN`: the one browser origin a cookie-authenticated write may come from.
+    allowed_origin: Option<String>,
 }
 
 impl Authenticator {
@@ -58,6 +60,7 @@ impl Authenticator {
         Authenticator {
             bearer: BearerVerifier::new(&identity.jwt),
             session: Some(SessionVerifier::new(&identity.resume_secret)),
+            allowed_origin: None,
         }
     }
 
@@ -66,33 +69,71 @@ impl Authenticator {
         Authenticator {
             bearer: BearerVerifier::new(jwt),
             session: None,
+            allowed_origin: None,
         }
+    }
+
+    /// Cookie-authenticated writes are accepted from this browser origin (`CORS_ORIGIN`)
+    /// only, or from a client that sends no `Origin` at all (a non-browser one).
+    pub fn with_allowed_origin(mut self, origin: Option<String>) -> Self {
+        self.allowed_origin = origin;
+        self
     }
 
     /// The bearer JWT of the `Authorization` header; 401 without one. Never the cookie.
     pub fn authenticate_bearer(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        self.bearer.authenticate(headers)
+        self.bearer.authenticate(headers).map(|(caller, _)| caller)
     }
 
     /// The bearer JWT when an `Authorization` header is present (no fallback to the
     /// cookie if it is invalid), else the session cookie; 401 `unauthorized` when neither.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, method: &Method, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        self.authenticate_until(method, headers)
+            .map(|(caller, _)| caller)
+    }
+
+    /// [`Self::authenticate`], with when the credential expires (Unix seconds): nothing
+    /// issued on it may outlive that.
+    ///
+    /// The cookie goes with every request the browser makes, whichever page starts it,
+    /// so a cookie-authenticated write whose `Origin` names another origin than the
+    /// allowed one is 403 `origin_forbidden` (SameSite=Lax alone lets a cross-site form
+    /// or `text/plain` POST through without a preflight).
+    pub fn authenticate_until(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<(Caller, u64), ApiError> {
         if headers.contains_key(AUTHORIZATION) {
             return self.bearer.authenticate(headers);
         }
-        match session::session_cookie(headers) {
-            Some(token) => self.verify_session(token),
-            None => Err(ApiError::unauthorized(
+        let Some(token) = session::session_cookie(headers) else {
+            return Err(ApiError::unauthorized(
                 "unauthorized",
                 "Authentication required: a bearer token or a chat session",
-            )),
+            ));
+        };
+        let Some(session) = &self.session else {
+            return Err(jwt::invalid_token());
+        };
+        let verified = session.verify(token)?;
+        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let foreign = headers.get_all(ORIGIN).iter().any(|origin| {
+            Some(origin.as_bytes()) != self.allowed_origin.as_deref().map(str::as_bytes)
+        });
+        if !safe && foreign {
+            return Err(ApiError::forbidden(
+                "origin_forbidden",
+                "A chat session is accepted from the app's own origin only",
+            ));
         }
+        Ok(verified)
     }
 
     /// Verifies a chat session token into a [`Caller::Session`].
     pub fn verify_session(&self, token: &str) -> Result<Caller, ApiError> {
         match &self.session {
-            Some(session) => session.verify(token),
+            Some(session) => session.verify(token).map(|(caller, _)| caller),
             None => Err(jwt::invalid_token()),
         }
     }

@@ -41,24 +41,29 @@ impl SessionVerifier {
         }
     }
 
-    /// Verifies a chat session token into a [`Caller::Session`].
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    /// Verifies a chat session token into a [`Caller::Session`], with its expiry (Unix
+    /// seconds).
+    pub fn verify(&self, token: &str) -> Result<(Caller, u64), ApiError> {
         #[derive(Deserialize)]
         struct Claims {
             #[serde(rename = "conversationId")]
             conversation_id: String,
             email: String,
             role: Option<IgnoredAny>,
+            exp: f64,
         }
         let claims: Claims = decode(token, &self.key, &self.validation)?;
         if claims.role.is_some() || EmailAddress::parse(&claims.email).is_err() {
             return Err(invalid_token());
         }
         identifier(&claims.conversation_id, "conversationId")?;
-        Ok(Caller::Session {
-            conversation_id: claims.conversation_id,
-            email: claims.email,
-        })
+        Ok((
+            Caller::Session {
+                conversation_id: claims.conversation_id,
+                email: claims.email,
+            },
+            claims.exp as u64,
+        ))
     }
 }
 

@@ -11,11 +11,12 @@ use futures::stream::{self, StreamExt};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use crate::events::time::iso_millis;
+use crate::ably::webhook::WebhookBatch;
+use crate::events::time::{iso_millis, millis_of};
 use crate::events::ChatEvent;
 use crate::storage::config::EventStoreConfig;
 use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
-use crate::storage::item::{event_item, item_event};
+use crate::storage::item::{event_item, item_event, skip, unstorable};
 
 /// BatchWriteItem takes at most 25 items.
 pub const DYNAMO_BATCH_SIZE: usize = 25;
@@ -66,7 +67,6 @@ impl EventArchive {
     /// One `PutRequest` per distinct event key (a batch may not name a key twice).
     /// Pure, so it can be benchmarked and inspected.
     pub fn write_requests(&self, events: &[ChatEvent], now_secs: i64) -> Vec<WriteRequest> {
-        let expires_at = (now_secs + i64::from(self.retention_days) * 86_400).to_string();
         let mut seen = HashSet::with_capacity(events.len());
         let mut requests = Vec::with_capacity(events.len());
         for event in events {
@@ -78,12 +78,38 @@ impl EventArchive {
             )) {
                 continue;
             }
-            let item = event_item(event, event.event_key(), &expires_at);
+            let expires_at = self
+                .expires_at(event)
+                .unwrap_or(now_secs + self.retention_secs());
+            let item = event_item(event, event.event_key(), expires_at.to_string());
             if let Ok(put) = PutRequest::builder().set_item(Some(item)).build() {
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
         }
         requests
+    }
+
+    fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
+    }
+
+    /// When DynamoDB drops the event (epoch s): its own time plus the retention, so a
+    /// redelivery or a replay never extends how long it is kept.
+    pub fn expires_at(&self, event: &ChatEvent) -> Option<i64> {
+        millis_of(&event.occurred_at).map(|ms| ms.div_euclid(1000) + self.retention_secs())
+    }
+
+    /// Moves out of `batch` the events that cannot be archived: those DynamoDB could not
+    /// hold, and those already past their retention (`expired`), which storing would bring
+    /// back after they were deleted.
+    pub fn skip_unarchivable(&self, batch: &mut WebhookBatch, now_secs: i64) {
+        skip(batch, |event| {
+            unstorable(event).or_else(|| {
+                self.expires_at(event)
+                    .is_some_and(|expires_at| expires_at <= now_secs)
+                    .then_some("expired")
+            })
+        });
     }
 
     /// Writes every event (chunks of 25, concurrently), retrying unprocessed items with
@@ -164,7 +190,7 @@ impl EventArchive {
             Ok(text) => AttributeValue::S(text.to_owned()),
             Err(_) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body)),
         };
-        let expires_at = now_secs + i64::from(self.retention_days) * 86_400;
+        let expires_at = now_secs + self.retention_secs();
         self.client
             .put_item()
             .table_name(&self.table)
@@ -187,7 +213,7 @@ impl EventArchive {
         Ok(sha)
     }
 
-    /// The newest `limit` unexpired events of a conversation, newest first.
+    /// The newest `limit` unexpired trusted events of a conversation, newest first.
     pub async fn recent(
         &self,
         conversation_id: &str,
@@ -206,7 +232,7 @@ impl EventArchive {
             .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
             .scan_index_forward(false)
             .limit((limit * 2).clamp(10, 1000) as i32);
-        Self::collect(query, limit).await
+        Self::collect(query, limit, |event| event.trusted).await
     }
 
     /// The events of `query`, page after page, until there are `limit` of them or the
@@ -214,6 +240,7 @@ impl EventArchive {
     async fn collect(
         query: QueryFluentBuilder,
         limit: usize,
+        keep: fn(&ChatEvent) -> bool,
     ) -> Result<Vec<ChatEvent>, ArchiveError> {
         let mut events = Vec::with_capacity(limit);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -225,7 +252,7 @@ impl EventArchive {
                 .await
                 .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
             for item in page.items() {
-                if let Some(event) = item_event(item) {
+                if let Some(event) = item_event(item).filter(keep) {
                     events.push(event);
                 }
                 if events.len() == limit {
@@ -238,8 +265,10 @@ impl EventArchive {
             }
         }
     }
+
     /// At most `limit` unexpired events of a conversation strictly after `after` (a sort
-    /// key), oldest first. Strongly consistent, so that an event stored before the read
+    /// key), oldest first, trusted or not (the reader withholds the untrusted ones and
+    /// moves its cursor past them). Strongly consistent, so that an event stored before the read
     /// cannot be skipped by a client whose cursor then moves past it.
     pub async fn after(
         &self,
@@ -278,7 +307,7 @@ impl EventArchive {
             .scan_index_forward(true)
             .consistent_read(true)
             .limit(limit.clamp(1, 1000) as i32);
-        Self::collect(query, limit).await
+        Self::collect(query, limit, |_| true).await
     }
 }
 

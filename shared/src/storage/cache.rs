@@ -66,15 +66,15 @@ impl EventCache {
     }
 
     /// The mirror script's `KEYS` and `ARGV` for `events` (sorted oldest first, so each
-    /// list ends up newest first), with each event's bridge channel and envelope when the
-    /// bridge is on. Pure, so it can be benchmarked and inspected.
+    /// list ends up newest first), with each trusted event's bridge channel and envelope
+    /// when the bridge is on. Pure, so it can be benchmarked and inspected.
     pub fn mirror_call(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> ScriptCall {
         let mut order: Vec<&ChatEvent> = events.iter().collect();
         order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
         let keys = &self.keys;
         let mut call = ScriptCall {
             keys: Vec::with_capacity(4 + 2 * events.len()),
-            args: Vec::with_capacity(8 + 8 * events.len()),
+            args: Vec::with_capacity(8 + 9 * events.len()),
         };
         call.keys.extend([
             keys.active_conversations(),
@@ -93,18 +93,21 @@ impl EventCache {
             if self.pubsub_bridge { "1" } else { "0" }.to_owned(),
         ]);
         for event in order {
-            call.keys.push(keys.seen(&event.id));
+            call.keys.push(keys.seen(&event.history_id, &event.id));
             call.keys.push(keys.events(&event.history_id));
             call.args.push(event.id.clone());
             call.args.push(event.history_id.clone());
             call.args
                 .push(serde_json::to_string(event).unwrap_or_default());
+            call.args
+                .push(if event.trusted { "1" } else { "0" }.to_owned());
             call.args.push(event.event_type.clone());
             let (ai, queue) = timing_samples(event);
             call.args.push(ai);
             call.args.push(queue);
             if self.pubsub_bridge {
-                match bridge::envelope(event) {
+                // Only what the channel table trusts is bridged.
+                match bridge::envelope(event).filter(|_| event.trusted) {
                     Some(envelope) => {
                         call.args.push(keys.bridge_channel(&event.history_id));
                         call.args.push(envelope);
@@ -144,18 +147,19 @@ impl EventCache {
         })
     }
 
-    /// The newest `limit` cached events of a conversation, newest first.
-    pub async fn recent(
-        &self,
-        conversation_id: &str,
-        limit: usize,
-    ) -> Result<Vec<ChatEvent>, RedisError> {
-        let stop = limit.saturating_sub(1).to_string();
+    /// Every cached event of a conversation (at most `REDIS_EVENT_MAX`), newest first.
+    pub async fn recent(&self, conversation_id: &str) -> Result<Vec<ChatEvent>, RedisError> {
+        let stop = self.last_index().to_string();
         let reply = self
             .redis
             .command(&["LRANGE", &self.keys.events(conversation_id), "0", &stop])
             .await?;
         Self::cached_events(&reply)
+    }
+
+    /// The last index of a full conversation list (`REDIS_EVENT_MAX - 1`).
+    pub fn last_index(&self) -> u32 {
+        self.max_events.saturating_sub(1)
     }
 
     /// The events of an `LRANGE` reply on a conversation list, newest first.
@@ -216,7 +220,7 @@ impl EventCache {
         let mut keys = vec![self.keys.events(conversation_id)];
         let mut args = vec![self.ttl_seconds.to_string()];
         for event in newest_first.iter().take(self.max_events as usize) {
-            keys.push(self.keys.seen(&event.id));
+            keys.push(self.keys.seen(conversation_id, &event.id));
             args.push(serde_json::to_string(event).unwrap_or_default());
         }
         self.redis
@@ -236,9 +240,10 @@ fn list_events(entries: &[Value]) -> Vec<ChatEvent> {
         .collect()
 }
 
-/// `message:ai` timing fields the analytics percentiles are computed from.
+/// `message:ai` timing fields the analytics percentiles are computed from; none from an
+/// untrusted event, whose timing is whatever its publisher wrote.
 fn timing_samples(event: &ChatEvent) -> (String, String) {
-    if event.event_type != "message:ai" {
+    if event.event_type != "message:ai" || !event.trusted {
         return (String::new(), String::new());
     }
     let timing = event.payload.get("timing");
@@ -297,11 +302,11 @@ mod tests {
                 keys.queue_duration_samples(),
                 keys.minute(1),
                 // Oldest first: `seen` then `list` per event.
-                keys.seen("a"),
+                keys.seen("c", "a"),
                 keys.events("c"),
-                keys.seen("s"),
+                keys.seen("sms:u:c", "s"),
                 keys.events("sms:u:c"),
-                keys.seen("b"),
+                keys.seen("c", "b"),
                 keys.events("c"),
             ]
         );
@@ -314,18 +319,41 @@ mod tests {
             9,
             "eight fixed arguments, then the events"
         );
-        let ids: Vec<&str> = call.args[8..].chunks(6).map(|c| c[0].as_str()).collect();
+        let ids: Vec<&str> = call.args[8..].chunks(7).map(|c| c[0].as_str()).collect();
         assert_eq!(ids, ["a", "s", "b"]);
+    }
+
+    #[test]
+    fn an_untrusted_event_is_cached_but_gives_no_sample_and_no_envelope() {
+        let mut forged = sample(1, "f");
+        forged.event_type = "message:ai".into();
+        forged.payload = serde_json::json!({"text": "x", "timing": {"ai_duration_ms": 9e9}});
+        forged.trusted = false;
+        let mut genuine = forged.clone();
+        genuine.id = "g".into();
+        genuine.trusted = true;
+        let call = cache(true).mirror_call(&[forged, genuine.clone()], 0, 0);
+        let per_event: Vec<&[String]> = call.args[8..].chunks(9).collect();
+        // id, conversation, json, trusted, type, ai ms, queue ms, channel, envelope
+        assert_eq!(per_event[0][0], "f");
+        assert_eq!(&per_event[0][3..], ["0", "message:ai", "", "", "", ""]);
+        assert_eq!(per_event[1][0], "g");
+        assert_eq!(&per_event[1][3..7], ["1", "message:ai", "9000000000", ""]);
+        assert_eq!(
+            per_event[1][8],
+            bridge::envelope(&genuine).unwrap(),
+            "trusted: bridged"
+        );
     }
 
     #[test]
     fn the_bridge_adds_a_channel_and_an_envelope_per_event_only_when_it_is_on() {
         let events = [sample(2, "b"), sms(1, "s"), sample(0, "a")];
         let off = cache(false).mirror_call(&events, 0, 0);
-        assert_eq!(off.args.len(), 8 + 6 * 3);
+        assert_eq!(off.args.len(), 8 + 7 * 3);
         assert_eq!(off.args[7], "0");
         let on = cache(true).mirror_call(&events, 0, 0);
-        assert_eq!(on.args.len(), 8 + 8 * 3);
+        assert_eq!(on.args.len(), 8 + 9 * 3);
         assert_eq!(on.args[7], "1");
         assert_eq!(
             on.keys, off.keys,
@@ -333,8 +361,8 @@ mod tests {
         );
         // Oldest first; each event's channel and envelope last; not bridged: empty.
         let bridged: Vec<(&str, &str)> = on.args[8..]
-            .chunks(8)
-            .map(|c| (c[6].as_str(), c[7].as_str()))
+            .chunks(9)
+            .map(|c| (c[7].as_str(), c[8].as_str()))
             .collect();
         assert_eq!(
             bridged,
@@ -350,7 +378,7 @@ mod tests {
                 ),
             ]
         );
-        let without: Vec<&String> = on.args[8..].chunks(8).flat_map(|c| &c[..6]).collect();
+        let without: Vec<&String> = on.args[8..].chunks(9).flat_map(|c| &c[..7]).collect();
         assert_eq!(without, off.args[8..].iter().collect::<Vec<_>>());
     }
 }

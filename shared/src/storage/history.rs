@@ -1,6 +1,10 @@
 //! Reading history: a conversation's recent events (resume redeem, an AI worker's
 //! context) and the polling pages after a cursor, from the Redis cache when it provably
 //! holds them, else from the DynamoDB archive (which then refills the cache).
+//!
+//! History is what the channel table trusts: an untrusted event (a customer's forged
+//! `message:ai`, say) stays in both stores as the record, marked `trusted: false`, but no
+//! reader here ever returns it.
 
 use crate::events::cursor::{position_cmp, EventCursor};
 use crate::events::event::is_reserved;
@@ -15,6 +19,32 @@ use crate::storage::redis::RedisError;
 pub enum HistorySource {
     Cache,
     Archive,
+}
+
+/// A polling page: the trusted events strictly after the cursor, oldest first, and the
+/// position of the last event looked at (trusted or not), so the next page starts after
+/// the events withheld here too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub events: Vec<ChatEvent>,
+    pub last: Option<EventCursor>,
+    pub source: HistorySource,
+}
+
+impl Page {
+    fn of(examined: Vec<ChatEvent>, source: HistorySource) -> Self {
+        let last = examined.last().map(EventCursor::of);
+        Page {
+            events: trusted(examined),
+            last,
+            source,
+        }
+    }
+}
+
+fn trusted(mut events: Vec<ChatEvent>) -> Vec<ChatEvent> {
+    events.retain(|event| event.trusted);
+    events
 }
 
 /// Nothing to read: a reserved partition (the dead letters, never chat history) or an
@@ -40,7 +70,7 @@ impl HistoryReader {
         &self.cache
     }
 
-    /// The newest `limit` events of a conversation, newest first.
+    /// The newest `limit` trusted events of a conversation, newest first.
     pub async fn recent_events(
         &self,
         conversation_id: &str,
@@ -49,7 +79,7 @@ impl HistoryReader {
         if nothing_to_read(conversation_id, limit) {
             return Ok((Vec::new(), HistorySource::Archive));
         }
-        let cached = self.cache.recent(conversation_id, limit).await;
+        let cached = self.cache.recent(conversation_id).await;
         self.cached_else_archived(conversation_id, limit, cached)
             .await
     }
@@ -76,6 +106,11 @@ impl HistoryReader {
         limit: usize,
         cached: Result<Vec<ChatEvent>, RedisError>,
     ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+        let cached = cached.map(|events| {
+            let mut events = trusted(events);
+            events.truncate(limit);
+            events
+        });
         let cache_answered = match cached {
             Ok(events) if !events.is_empty() => return Ok((events, HistorySource::Cache)),
             Ok(_) => true,
@@ -97,21 +132,22 @@ impl HistoryReader {
         Ok((events, HistorySource::Archive))
     }
 
-    /// At most `limit` events strictly after `cursor` (from the oldest retained event
-    /// without one), oldest first: from `cached` (the conversation's cache list, when
-    /// Redis could be read) if it provably holds them all, else from DynamoDB.
+    /// The page of at most `limit` events strictly after `cursor` (from the oldest
+    /// retained event without one), oldest first, with the untrusted ones withheld: from
+    /// `cached` (the conversation's cache list, when Redis could be read) if it provably
+    /// holds them all, else from DynamoDB.
     pub async fn page_after(
         &self,
         conversation_id: &str,
         cursor: Option<&EventCursor>,
         limit: usize,
         cached: Option<Vec<ChatEvent>>,
-    ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
+    ) -> Result<Page, ArchiveError> {
         if nothing_to_read(conversation_id, limit) {
-            return Ok((Vec::new(), HistorySource::Archive));
+            return Ok(Page::of(Vec::new(), HistorySource::Archive));
         }
         if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit)) {
-            return Ok((page, HistorySource::Cache));
+            return Ok(Page::of(page, HistorySource::Cache));
         }
         let now_secs = clock::now_ms().div_euclid(1000);
         let events = self
@@ -123,7 +159,7 @@ impl HistoryReader {
                 now_secs,
             )
             .await?;
-        Ok((events, HistorySource::Archive))
+        Ok(Page::of(events, HistorySource::Archive))
     }
 }
 

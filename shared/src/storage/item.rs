@@ -11,22 +11,26 @@ use crate::events::event::{MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY
 use crate::events::ChatEvent;
 use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 
+/// The attribute that records whether the channel table trusted the event's publisher.
+pub const TRUSTED_ATTRIBUTE: &str = "trusted";
+
 pub(crate) fn event_item(
     event: &ChatEvent,
     event_key: String,
-    expires_at: &str,
+    expires_at: String,
 ) -> HashMap<String, AttributeValue> {
     let s = |v: &str| AttributeValue::S(v.to_owned());
-    let mut item = HashMap::with_capacity(11);
+    let mut item = HashMap::with_capacity(12);
     item.insert(PARTITION_KEY.to_owned(), s(&event.history_id));
     item.insert(SORT_KEY.to_owned(), AttributeValue::S(event_key));
     item.insert("id".to_owned(), s(&event.id));
     item.insert("event_type".to_owned(), s(&event.event_type));
     item.insert("channel".to_owned(), s(&event.channel));
     item.insert("occurred_at".to_owned(), s(&event.occurred_at));
+    item.insert(TTL_ATTRIBUTE.to_owned(), AttributeValue::N(expires_at));
     item.insert(
-        TTL_ATTRIBUTE.to_owned(),
-        AttributeValue::N(expires_at.to_owned()),
+        TRUSTED_ATTRIBUTE.to_owned(),
+        AttributeValue::Bool(event.trusted),
     );
     if let Some(client_id) = &event.client_id {
         item.insert("client_id".to_owned(), s(client_id));
@@ -71,11 +75,17 @@ pub fn unstorable(event: &ChatEvent) -> Option<&'static str> {
 
 /// Moves the events DynamoDB could not hold out of `batch`, into its skipped reasons.
 pub fn skip_unstorable(batch: &mut WebhookBatch) {
+    skip(batch, unstorable);
+}
+
+/// Moves the events `reason` names a reason for out of `batch`, into its skipped reasons
+/// (`event {index}: {reason}`).
+pub fn skip(batch: &mut WebhookBatch, reason: impl Fn(&ChatEvent) -> Option<&'static str>) {
     let skipped = &mut batch.skipped;
     let mut index = 0;
     batch.events.retain(|event| {
         index += 1;
-        match unstorable(event) {
+        match reason(event) {
             Some(reason) => {
                 skipped.push(format!("event {}: {reason}", index - 1));
                 false
@@ -98,7 +108,9 @@ fn item_bytes(event: &ChatEvent) -> usize {
         + text("channel", &event.channel)
         + text("occurred_at", &event.occurred_at)
         + TTL_ATTRIBUTE.len()
-        + 21;
+        + 21
+        + TRUSTED_ATTRIBUTE.len()
+        + 1;
     if let Some(client_id) = &event.client_id {
         size += text("client_id", client_id);
     }
@@ -205,12 +217,19 @@ pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
         (None, Some(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         (None, None) => Value::Null,
     };
+    let (channel, event_type, client_id) = (s("channel")?, s("event_type")?, s("client_id"));
+    // An item written before events carried `trusted` is judged again from what it holds.
+    let trusted = match item.get(TRUSTED_ATTRIBUTE) {
+        Some(AttributeValue::Bool(trusted)) => *trusted,
+        _ => crate::channels::trusts(&channel, &event_type, client_id.as_deref()),
+    };
     Some(ChatEvent {
         id: s("id")?,
         history_id: s(PARTITION_KEY)?,
-        channel: s("channel")?,
-        event_type: s("event_type")?,
-        client_id: s("client_id"),
+        channel,
+        event_type,
+        client_id,
+        trusted,
         payload,
         occurred_at: s("occurred_at")?,
         encoding: s("encoding"),
@@ -237,6 +256,7 @@ mod tests {
             channel: format!("conversation:{conversation}"),
             event_type: name.into(),
             client_id: None,
+            trusted: true,
             payload,
             occurred_at: "2023-11-14T22:13:20.000Z".into(),
             encoding: None,

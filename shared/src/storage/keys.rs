@@ -25,9 +25,11 @@ impl Keys {
         format!("{}chat:conversation:{conversation_id}:events", self.prefix)
     }
 
-    /// The marker of an event id already mirrored: `chat:event:{id}`.
-    pub fn seen(&self, event_id: &str) -> String {
-        format!("{}chat:event:{event_id}", self.prefix)
+    /// The marker of an event id already mirrored in a conversation:
+    /// `chat:event:{conversationId}:{id}`. Per conversation, because Ably lets publishers
+    /// choose message ids: one conversation's ids never suppress another's.
+    pub fn seen(&self, history_id: &str, event_id: &str) -> String {
+        format!("{}chat:event:{history_id}:{event_id}", self.prefix)
     }
 
     /// The pub/sub channel the bridge publishes a conversation's events on:
@@ -73,7 +75,7 @@ mod tests {
     fn the_layout_of_every_key() {
         let keys = Keys::new("staging:");
         assert_eq!(keys.events("c1"), "staging:chat:conversation:c1:events");
-        assert_eq!(keys.seen("m:1:0"), "staging:chat:event:m:1:0");
+        assert_eq!(keys.seen("c1", "m:1:0"), "staging:chat:event:c1:m:1:0");
         assert_eq!(keys.active_conversations(), "staging:stats:active");
         assert_eq!(keys.minute(29_383_333), "staging:stats:minute:29383333");
         assert_eq!(

@@ -535,7 +535,12 @@ async fn worker_helpers_publish_ai_messages_and_sla_events() {
     assert_eq!(
         bodies[0],
         json!({
-            "id": format!("{}:0", message_id_base(Some("job-7"))),
+            // The key is scoped by channel: the same job key on another conversation is
+            // another message.
+            "id": format!(
+                "{}:0",
+                message_id_base(Some("conversation:conv-9\njob-7"))
+            ),
             "name": "message:ai",
             "data": {
                 "text": "Here is your answer",

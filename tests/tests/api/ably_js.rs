@@ -148,7 +148,7 @@ async fn ably_js_exchanges_our_token_request_with_ably() {
     );
     let stdout = run_ably_js(Run {
         bearer: bearer("e2e-user", "customer", &["conv-e2e"]),
-        client_id: "e2e-user",
+        client_id: "customer:e2e-user",
         capability: capability.clone(),
         channel: "conversation:conv-e2e",
         format: "tokenRequest",
@@ -156,7 +156,7 @@ async fn ably_js_exchanges_our_token_request_with_ably() {
     })
     .await;
     assert!(
-        stdout.contains("E2E OK format=tokenRequest clientId=e2e-user"),
+        stdout.contains("E2E OK format=tokenRequest clientId=customer:e2e-user"),
         "{stdout}"
     );
     assert!(stdout.contains(&capability), "{stdout}");
@@ -167,7 +167,7 @@ async fn ably_js_uses_our_ably_jwt_with_auth_params_for_one_conversation() {
     let capability = format!(r#"{{"conversation:conv-j1":{OPS}}}"#);
     let stdout = run_ably_js(Run {
         bearer: bearer("e2e-jwt", "customer", &["conv-j1", "conv-j2"]),
-        client_id: "e2e-jwt",
+        client_id: "customer:e2e-jwt",
         capability: capability.clone(),
         channel: "conversation:conv-j1",
         format: "jwt",
@@ -175,7 +175,7 @@ async fn ably_js_uses_our_ably_jwt_with_auth_params_for_one_conversation() {
     })
     .await;
     assert!(
-        stdout.contains("E2E OK format=jwt clientId=e2e-jwt"),
+        stdout.contains("E2E OK format=jwt clientId=customer:e2e-jwt"),
         "{stdout}"
     );
     assert!(stdout.contains(&capability), "{stdout}");

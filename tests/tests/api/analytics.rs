@@ -34,7 +34,7 @@ async fn analytics_equal_what_the_sent_events_imply() {
         items.push(json!({"id": format!("w-{i}"), "name": "sla:warning", "channel": "conversation:an-9", "timestamp": 1, "data": {}}));
     }
     items.push(json!({"id": "v-0", "name": "sla:violation", "channel": "conversation:an-9", "timestamp": 1, "data": {}}));
-    items.push(json!({"id": "u-0", "name": "message:user", "channel": "sms:u1:c1", "timestamp": 1, "data": {"text": "hi"}}));
+    items.push(json!({"id": "u-0", "name": "message", "channel": "sms:u1:c1", "timestamp": 1, "data": {"text": "hi"}}));
     let body = json!({"items": items}).to_string();
     assert_eq!(h.post(body.as_bytes()).await.status(), 200);
     // A redelivery must not count twice.

@@ -112,7 +112,7 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
             &ch,
             "m-3",
             "message:ai",
-            "broker-1",
+            "broker:b-1",
             json!({"text": "How can I help?", "timing": {"ai_duration_ms": 900, "queue_duration_ms": 12}}),
             3,
         ),
@@ -124,7 +124,7 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
             json!({"text": "Hello"}),
             1,
         ),
-        item(&ch, "t-2", "typing:start", "broker-1", Value::Null, 2),
+        item(&ch, "t-2", "typing:start", "broker:b-1", Value::Null, 2),
         item(
             "sms:u-1:c-1",
             "s-1",
@@ -133,12 +133,12 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
             json!({"text": "sms"}),
             2,
         ),
-        item(&ch, "t-4", "typing:stop", "broker-1", Value::Null, 4),
+        item(&ch, "t-4", "typing:stop", "broker:b-1", Value::Null, 4),
         item(
             &ch,
             "a-5",
             "agent_joined",
-            "agent-7",
+            "broker:agent-7",
             json!({"agentName": "Ann"}),
             5,
         ),
@@ -154,7 +154,7 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
             &ch,
             "w-6",
             "sla:warning",
-            "service-1",
+            "service:s-1",
             json!({"minutes": 5}),
             6,
         ),
@@ -169,40 +169,40 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
     let expected = vec![
         (
             other_channel.clone(),
-            json!({"type": "message", "timestamp": t(0), "data": {"id": "o-1",
+            json!({"type": "message", "timestamp": t(0), "clientId": "customer-x", "publisherRole": "customer", "data": {"id": "o-1",
                 "content": "elsewhere", "role": "user", "timestamp": t(0),
                 "sender": {"id": "x", "name": "X"}}}),
         ),
         (
             channel.clone(),
-            json!({"type": "message", "timestamp": t(1), "data": {"id": "m-1",
+            json!({"type": "message", "timestamp": t(1), "clientId": "customer-conv-bridge", "publisherRole": "customer", "data": {"id": "m-1",
                 "content": "Hello", "role": "user", "timestamp": t(1),
                 "sender": "customer-conv-bridge"}}),
         ),
         (
             channel.clone(),
-            json!({"type": "typing", "timestamp": t(2),
-                "data": {"userId": "broker-1", "isTyping": true}}),
+            json!({"type": "typing", "timestamp": t(2), "clientId": "broker:b-1", "publisherRole": "broker",
+                "data": {"userId": "broker:b-1", "isTyping": true}}),
         ),
         (
             channel.clone(),
-            json!({"type": "message", "timestamp": t(3), "data": {"id": "m-3",
+            json!({"type": "message", "timestamp": t(3), "clientId": "broker:b-1", "publisherRole": "broker", "data": {"id": "m-3",
                 "content": "How can I help?", "role": "assistant", "timestamp": t(3),
-                "sender": "broker-1"}}),
+                "sender": "broker:b-1"}}),
         ),
         (
             channel.clone(),
-            json!({"type": "typing", "timestamp": t(4),
-                "data": {"userId": "broker-1", "isTyping": false}}),
+            json!({"type": "typing", "timestamp": t(4), "clientId": "broker:b-1", "publisherRole": "broker",
+                "data": {"userId": "broker:b-1", "isTyping": false}}),
         ),
         (
             channel.clone(),
-            json!({"type": "agent_joined", "timestamp": t(5),
-                "data": {"agentId": "agent-7", "agentName": "Ann", "timestamp": t(5)}}),
+            json!({"type": "agent_joined", "timestamp": t(5), "clientId": "broker:agent-7", "publisherRole": "broker",
+                "data": {"agentId": "broker:agent-7", "agentName": "Ann", "timestamp": t(5)}}),
         ),
         (
             channel.clone(),
-            json!({"type": "sla:warning", "timestamp": t(6), "data": {"minutes": 5}}),
+            json!({"type": "sla:warning", "timestamp": t(6), "clientId": "service:s-1", "publisherRole": "service", "data": {"minutes": 5}}),
         ),
     ];
     assert_eq!(subscriber.received().await, expected);
@@ -240,7 +240,7 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
         subscriber.received().await,
         vec![(
             channel.clone(),
-            json!({"type": "message", "timestamp": t(7), "data": {"id": "m-7",
+            json!({"type": "message", "timestamp": t(7), "clientId": "customer-conv-bridge", "publisherRole": "customer", "data": {"id": "m-7",
                 "content": "Thanks", "role": "user", "timestamp": t(7),
                 "sender": "customer-conv-bridge"}}),
         )]
@@ -297,7 +297,7 @@ async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
         subscriber.received().await,
         vec![(
             format!("chat:{conv}"),
-            json!({"type": "typing", "timestamp": at(1).1,
+            json!({"type": "typing", "timestamp": at(1).1, "clientId": "customer-1", "publisherRole": "customer",
                 "data": {"userId": "u-1", "isTyping": true}}),
         )]
     );

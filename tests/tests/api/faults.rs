@@ -196,6 +196,7 @@ impl Rig {
             ("ABLY_WEBHOOK_KEYS", &format!("{KEY_NAME}:{SECRET}")),
             // Keep every event in the lists, so "at most once" covers all of them.
             ("REDIS_EVENT_MAX", "10000"),
+            ("EVENT_RETENTION_DAYS", crate::helpers::RETENTION_DAYS),
         ]))
         .expect("config");
         let state = EventsState::with_clients(

@@ -169,7 +169,9 @@ pub fn hs256(claims: &Value, secret: &str) -> String {
 pub fn bearer(user_id: &str, role: &str, conversations: &[&str]) -> String {
     let now = unix_now();
     hs256(
-        &json!({"userId": user_id, "role": role, "conversations": conversations, "iat": now, "exp": now + 3600}),
+        // Valid for two days, so that no Ably token the tests ask for (a day at most) is
+        // capped by it; the cap has tests of its own.
+        &json!({"userId": user_id, "role": role, "conversations": conversations, "iat": now, "exp": now + 172_800}),
         &stack_var("JWT_SECRET"),
     )
 }
@@ -312,6 +314,9 @@ impl aws_sdk_dynamodb::config::Intercept for CountRequests {
 // --- the ably-events function: a fresh table and prefix, signed deliveries ---------------
 
 /// Ably's documented signing vector key (shared/reference).
+/// The [`Harness`]'s `EVENT_RETENTION_DAYS`.
+pub const RETENTION_DAYS: &str = "36500";
+
 pub const KEY_NAME: &str = "xVLyHw.DQrNxQ";
 pub const SECRET: &str = "fakeSecretForTestVectorsOnly";
 
@@ -343,6 +348,10 @@ impl Harness {
                 "ABLY_WEBHOOK_KEYS",
                 "xVLyHw.DQrNxQ:fakeSecretForTestVectorsOnly",
             ),
+            // Retention runs from each event's own time; Ably's documented payloads are
+            // from 2005 and 2020, and many tests send fixed early times, so a century keeps
+            // them all inside it. Tests of expiry set their own.
+            ("EVENT_RETENTION_DAYS", RETENTION_DAYS),
         ];
         vars.extend_from_slice(overrides);
         let config = EventsConfig::load(env_with(&vars)).expect("config");

@@ -262,7 +262,7 @@ async fn a_poller_sees_every_event_once_across_pages_and_from_redis_into_dynamod
         .map(|i| {
             json!({"id": id(conv, i), "conversation_id": conv,
                 "channel": format!("conversation:{conv}"), "event_type": "message:user",
-                "client_id": "customer-1", "payload": {"text": format!("message {i}")},
+                "client_id": "customer-1", "trusted": true, "payload": {"text": format!("message {i}")},
                 "occurred_at": occurred_at(i)})
         })
         .collect();

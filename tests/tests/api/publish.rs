@@ -100,7 +100,7 @@ async fn ably_receives_the_exact_request_and_the_caller_a_receipt() {
     let body = &sent_bodies(&requests)[0];
     assert_eq!(
         body,
-        &json!({"name": "message:user", "data": {"text": "hi"}, "id": message_id, "clientId": "u-1"})
+        &json!({"name": "message:user", "data": {"text": "hi"}, "id": message_id, "clientId": "customer:u-1"})
     );
 }
 

@@ -149,7 +149,7 @@ async fn a_customer_gets_a_signed_token_request_for_exactly_its_channels() {
     let body = body_json(&response);
     assert_signed_token_request(&body);
     assert_eq!(body["ttl"], json!(3_600_000));
-    assert_eq!(body["clientId"], json!("u-1"));
+    assert_eq!(body["clientId"], json!("customer:u-1"));
     assert_eq!(
         capability(&body),
         format!(
@@ -321,7 +321,7 @@ async fn form_encoded_bodies_as_ably_js_sends_them() {
     let body = body_json(&response);
     assert_signed_token_request(&body);
     // Token params a client forwards never widen what it gets.
-    assert_eq!(body["clientId"], json!("u-5"));
+    assert_eq!(body["clientId"], json!("customer:u-5"));
     assert_eq!(
         capability(&body),
         format!(r#"{{"conversation:conv-f":{OPS}}}"#)
@@ -376,7 +376,7 @@ async fn format_jwt_is_an_ably_jwt_signed_with_the_key() {
     let iat = claims["iat"].as_i64().unwrap();
     assert!((iat - unix_now()).abs() < 5);
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + 600);
-    assert_eq!(claims["x-ably-clientId"], json!("u-7"));
+    assert_eq!(claims["x-ably-clientId"], json!("customer:u-7"));
     let capability = claims["x-ably-capability"].as_str().unwrap();
     assert_eq!(
         capability,
@@ -387,7 +387,7 @@ async fn format_jwt_is_an_ably_jwt_signed_with_the_key() {
     assert_eq!(body["expires"], json!((iat + 600) * 1000));
     assert_eq!(body["issued"], json!(iat * 1000));
     assert_eq!(body["capability"], json!(capability));
-    assert_eq!(body["clientId"], json!("u-7"));
+    assert_eq!(body["clientId"], json!("customer:u-7"));
 }
 
 #[tokio::test]
@@ -504,7 +504,7 @@ async fn the_sample_events_answer_as_documented() {
     assert_eq!(response.status(), 200, "{:?}", body_json(&response));
     let body = body_json(&response);
     assert_signed_token_request(&body);
-    assert_eq!(body["clientId"], json!("dev-user"));
+    assert_eq!(body["clientId"], json!("customer:dev-user"));
     assert!(capability(&body).contains(r#""conversation:conv-1":"#));
     assert_eq!(
         header(&response, "access-control-allow-origin"),

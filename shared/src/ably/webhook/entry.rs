@@ -1,11 +1,13 @@
 //! One Ably message or presence entry, normalised into a [`ChatEvent`] of a
 //! [`WebhookBatch`]: its time, its event type (presence actions by name), its id (or a
-//! stable derived one), and its `data` decoded along its `encoding`.
+//! stable derived one), its `data` decoded along its `encoding`, and whether the channel
+//! table trusts its publisher to send it.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::ably::webhook::encoding::decode_data;
+use crate::channels::trusts;
 use crate::events::event::{conversation_id, ChatEvent};
 use crate::events::time::iso_millis;
 
@@ -121,12 +123,15 @@ pub(crate) fn push_message(
         _ => derived_id(channel, ms, &event_type, &raw_data),
     };
     let (payload, encoding) = decode_data(raw_data, raw.encoding.as_deref());
+    // Judged on the clientId as Ably sent it: an empty one is no API-key message.
+    let trusted = trusts(channel, &event_type, raw.client_id.as_deref());
     batch.events.push(ChatEvent {
         id,
         history_id: conversation_id(channel).to_owned(),
         channel: channel.to_owned(),
         event_type,
         client_id: raw.client_id.filter(|c| !c.is_empty()),
+        trusted,
         payload,
         occurred_at,
         encoding,

@@ -42,6 +42,8 @@ mod tests {
                 channel: "chat-channel-4".into(),
                 event_type: "a message name".into(),
                 client_id: Some("user-3".into()),
+                // A channel outside the table: nothing on it is trusted.
+                trusted: false,
                 payload: json!("the message data"),
                 occurred_at: "2005-08-04T08:54:38.900Z".into(),
                 encoding: None,

@@ -21,8 +21,9 @@ use crate::platform::http::{invalid_body, json_response, RequestContext};
 
 #[derive(Serialize)]
 struct IssuedBody {
-    #[serde(rename = "resumeUrl")]
-    resume_url: String,
+    /// Staff only: a session's link goes to the mail sender and nowhere else.
+    #[serde(rename = "resumeUrl", skip_serializing_if = "Option::is_none")]
+    resume_url: Option<String>,
     #[serde(rename = "expiresAt")]
     expires_at: String,
 }
@@ -34,7 +35,7 @@ pub(super) async fn issue(
     conversation_id: Option<String>,
     email: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = state.auth.authenticate(req.headers())?;
+    let caller = state.auth.authenticate(&ctx.method, req.headers())?;
     let caller_id = caller.id_for_rate_limit();
     ctx.set_caller(caller_id.clone());
 
@@ -55,6 +56,16 @@ pub(super) async fn issue(
         ));
     }
     let email = EmailAddress::parse(&email.ok_or_else(|| invalid_body("email is required"))?)?;
+    // A session sends a link only to its own address, and never sees it: a stolen cookie
+    // cannot renew itself, nor fixate another browser onto this conversation.
+    if let Caller::Session { email: own, .. } = &caller {
+        if !email.same_address(own) {
+            return Err(ApiError::forbidden(
+                "resume_forbidden",
+                "A chat session may send a resume link only to its own address",
+            ));
+        }
+    }
 
     state.caller_limiter.check(&caller_id).await?;
     state.email_limiter.check(&email.fingerprint()).await?;
@@ -80,7 +91,7 @@ pub(super) async fn issue(
     Ok(json_response(
         StatusCode::CREATED,
         &IssuedBody {
-            resume_url: mail.url,
+            resume_url: caller.is_staff().then_some(mail.url),
             expires_at: iso_seconds(link.expires_at).unwrap_or_default(),
         },
     ))

@@ -22,10 +22,10 @@ pub const MAX_POLL_LIMIT: usize = 100;
 /// A page of `GET /api/chat/events`.
 #[derive(Serialize)]
 struct PollBody {
-    /// Strictly after the request's cursor, oldest first.
+    /// Strictly after the request's cursor, oldest first; untrusted events withheld.
     events: Vec<ChatEvent>,
-    /// The position to poll after next: the last event returned, or the request's own
-    /// cursor when there is nothing new (empty: from the start).
+    /// The position to poll after next: the last event looked at (returned or withheld),
+    /// or the request's own cursor when there is nothing new (empty: from the start).
     cursor: String,
     /// false: Ably realtime is off, keep polling.
     realtime: bool,
@@ -36,7 +36,7 @@ pub(super) async fn poll(
     req: &Request,
     ctx: &RequestContext,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = state.auth.authenticate(req.headers())?;
+    let caller = state.auth.authenticate(&ctx.method, req.headers())?;
     let caller_id = caller.id_for_rate_limit();
     ctx.set_caller(caller_id.clone());
     let conversation_id = query_param(req, "conversationId")?
@@ -88,7 +88,7 @@ pub(super) async fn poll(
             None
         }
     };
-    let (events, source) = state
+    let page = state
         .history
         .page_after(&conversation_id, cursor.as_ref(), limit, cached)
         .await
@@ -99,17 +99,13 @@ pub(super) async fn poll(
             )
             .caused_by(e)
         })?;
-    tracing::debug!(request_id = %ctx.request_id, ?source, events = events.len(), "poll answered");
-    let cursor = events
-        .last()
-        .map(EventCursor::of)
-        .or(cursor)
-        .map(|c| c.encode())
-        .unwrap_or_default();
+    tracing::debug!(request_id = %ctx.request_id, source = ?page.source, events = page.events.len(), "poll answered");
+    // Past the last event looked at, withheld ones included, so a poll never stalls on them.
+    let cursor = page.last.or(cursor).map(|c| c.encode()).unwrap_or_default();
     Ok(json_response(
         StatusCode::OK,
         &PollBody {
-            events,
+            events: page.events,
             cursor,
             realtime: state.config.realtime_enabled,
         },

@@ -121,7 +121,8 @@ async fn consume(
         limiter.window_ms().to_string(),
         limiter.limit().max.to_string(),
         (remaining + USED_MARKER_MARGIN_SECONDS).to_string(),
-        (HYDRATION_EVENTS - 1).to_string(),
+        // The whole list: the newest trusted events are what history keeps of it.
+        state.history.cache().last_index().to_string(),
     ];
     let reply = state
         .redis

@@ -141,7 +141,8 @@ impl ResumeState {
                 FailurePolicy::Closed,
             ),
             poll_limiter: limiter("poll", config.rate_limit_poll, FailurePolicy::Open),
-            auth: Authenticator::new(&config.identity),
+            auth: Authenticator::new(&config.identity)
+                .with_allowed_origin(config.http.cors_origin.clone()),
             sessions: SessionIssuer::new(&config.identity.resume_secret),
             links: ResumeLinks::new(
                 &config.identity.resume_secret,

@@ -1,7 +1,8 @@
 -- Mirrors a batch of chat events, oldest first, in one round trip: per event, skips an id
--- already seen, pushes the event onto its conversation's list and counts it for the
--- analytics that ably-stats reads; each touched list is trimmed and its TTL refreshed
--- once. With the pub/sub bridge on, each new event's envelope is published on its
+-- already seen in its conversation, pushes the event onto its conversation's list and,
+-- when the channel table trusts its publisher, counts it for the analytics that
+-- ably-stats reads; each touched list is trimmed and its TTL refreshed once. With the
+-- pub/sub bridge on, each new trusted event's envelope is published on its
 -- conversation's channel (a channel, not a key: it comes in ARGV).
 --
 -- KEYS[1]        active         conversations by the time of their last event (zset)
@@ -18,28 +19,33 @@
 -- ARGV[6]        cap            samples kept per latency series
 -- ARGV[7]        lifecycle      channel lifecycle items in the batch
 -- ARGV[8]        bridge         1 to publish each new event, else 0
--- ARGV[9+s*i..]  event          event i: id, conversation, json, type, ai ms, queue ms,
---                               and with the bridge its channel and envelope (s = 6 or 8)
--- Returns {stored, duplicates}.
+-- ARGV[9+s*i..]  event          event i: id, conversation, json, trusted (1 or 0), type,
+--                               ai ms, queue ms, and with the bridge its channel and
+--                               envelope (s = 7, or 9 with the bridge)
+-- Returns {stored, duplicates}: new events pushed, and events already seen.
 
 local ttl, max, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, stats_ttl, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local lifecycle = tonumber(ARGV[7])
 local bridge = ARGV[8] == '1'
-local stride = bridge and 8 or 6
-local stored, dups, warn, viol = 0, 0, 0, 0
+local stride = bridge and 9 or 7
+local stored, dups, counted, warn, viol = 0, 0, 0, 0, 0
 local touched = {}
 local k = 5
 for i = 9, #ARGV, stride do
-  local id, conv, json, etype, ai, queue = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
+  local id, conv, json, trusted = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3] == '1'
+  local etype, ai, queue = ARGV[i+4], ARGV[i+5], ARGV[i+6]
   if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
     redis.call('LPUSH', KEYS[k+1], json)
     touched[KEYS[k+1]] = k + 1
-    redis.call('ZADD', KEYS[1], now, conv)
-    if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
-    if ai ~= '' then redis.call('ZADD', KEYS[2], now, ai .. '|' .. id) end
-    if queue ~= '' then redis.call('ZADD', KEYS[3], now, queue .. '|' .. id) end
-    if bridge and ARGV[i+7] ~= '' then redis.call('PUBLISH', ARGV[i+6], ARGV[i+7]) end
+    if trusted then
+      redis.call('ZADD', KEYS[1], now, conv)
+      if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
+      if ai ~= '' then redis.call('ZADD', KEYS[2], now, ai .. '|' .. id) end
+      if queue ~= '' then redis.call('ZADD', KEYS[3], now, queue .. '|' .. id) end
+      if bridge and ARGV[i+8] ~= '' then redis.call('PUBLISH', ARGV[i+7], ARGV[i+8]) end
+      counted = counted + 1
+    end
     stored = stored + 1
   else
     dups = dups + 1
@@ -50,8 +56,8 @@ for _, list in pairs(touched) do
   redis.call('LTRIM', KEYS[list], 0, max - 1)
   redis.call('EXPIRE', KEYS[list], ttl)
 end
-if stored > 0 or lifecycle > 0 then
-  redis.call('HINCRBY', KEYS[4], 'events', stored)
+if counted > 0 or lifecycle > 0 then
+  redis.call('HINCRBY', KEYS[4], 'events', counted)
   if warn > 0 then redis.call('HINCRBY', KEYS[4], 'sla:warning', warn) end
   if viol > 0 then redis.call('HINCRBY', KEYS[4], 'sla:violation', viol) end
   if lifecycle > 0 then redis.call('HINCRBY', KEYS[4], 'lifecycle', lifecycle) end
