@@ -216,3 +216,106 @@ mod ownership {
         }
     }
 }
+
+mod provenance {
+    use chat_core::ably::webhook::parse;
+    use chat_core::channels::{trusts, Publisher, FAMILIES};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Channels of every family, wildcards and other shapes, and strangers.
+    fn channel() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9-]{1,8}".prop_map(|id| format!("conversation:{id}")),
+            ("[a-z0-9]{1,6}", "[a-z0-9]{1,6}").prop_map(|(u, c)| format!("sms:{u}:{c}")),
+            "[a-z0-9]{1,6}".prop_map(|u| format!("contacts:{u}")),
+            "[a-z0-9]{1,6}".prop_map(|u| format!("notifications:{u}")),
+            Just("conversation:*".to_owned()),
+            Just("sms:u1".to_owned()),
+            "[a-z:*-]{0,16}",
+        ]
+    }
+
+    /// Every event name the table knows, presence, and anything else.
+    fn event_name() -> impl Strategy<Value = String> {
+        let known: Vec<String> = FAMILIES
+            .iter()
+            .flat_map(|rule| rule.events.iter().map(|(name, _)| (*name).to_owned()))
+            .collect();
+        prop_oneof![
+            prop::sample::select(known),
+            "presence:(enter|leave|update|present|absent)".prop_map(String::from),
+            "[a-z:_]{1,12}",
+        ]
+    }
+
+    /// What Ably may deliver as a clientId: none (the API key), the forms this service
+    /// mints, and foreign ones.
+    fn client_id() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            ("(customer|broker|admin|service)", "[a-z0-9]{1,6}")
+                .prop_map(|(role, id)| Some(format!("{role}:{id}"))),
+            "[a-z0-9]{1,6}".prop_map(|id| Some(format!("customer-{id}"))),
+            "[A-Za-z:_-]{0,12}".prop_map(Some),
+        ]
+    }
+
+    /// The table's answer, read straight from its rows: is the event one the channel's
+    /// family accepts, from this publisher?
+    fn table_allows(channel: &str, event: &str, client_id: Option<&str>) -> bool {
+        if event.starts_with("presence:") {
+            return true;
+        }
+        let staff = match client_id {
+            None => true,
+            Some(id) => ["broker:", "admin:", "service:"]
+                .iter()
+                .any(|prefix| id.starts_with(prefix)),
+        };
+        let mut parts = channel.split(':');
+        let prefix = parts.next().unwrap_or_default();
+        let ids: Vec<&str> = parts.collect();
+        let well_formed = !ids.is_empty()
+            && ids.iter().all(|id| {
+                !id.is_empty()
+                    && id.len() <= 128
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        let arity = if prefix == "sms" { 2 } else { 1 };
+        FAMILIES
+            .iter()
+            .find(|rule| rule.prefix == prefix && well_formed && ids.len() == arity)
+            .and_then(|rule| rule.events.iter().find(|(name, _)| *name == event))
+            .is_some_and(|(_, publisher)| *publisher == Publisher::Owner || staff)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn an_event_is_trusted_exactly_when_the_table_lets_its_publishers_role_send_it(
+            channel in channel(),
+            event in event_name(),
+            client_id in client_id(),
+        ) {
+            let expected = table_allows(&channel, &event, client_id.as_deref());
+            prop_assert_eq!(trusts(&channel, &event, client_id.as_deref()), expected);
+            // And what a webhook delivers is judged the same way.
+            if !event.starts_with("presence:") {
+                let mut message = json!({"id": "m", "name": event, "timestamp": 1, "data": null});
+                if let Some(id) = &client_id {
+                    message["clientId"] = json!(id);
+                }
+                let body = json!({"channel": channel, "messages": [message]}).to_string();
+                if let Ok(batch) = parse(body.as_bytes()) {
+                    for event in batch.events {
+                        prop_assert_eq!(event.trusted, expected);
+                    }
+                }
+            }
+        }
+    }
+}

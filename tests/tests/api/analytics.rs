@@ -68,3 +68,33 @@ async fn analytics_equal_what_the_sent_events_imply() {
     assert_eq!(later.ai_duration_ms.samples, 0);
     assert_eq!(later.ai_duration_ms.p50, None);
 }
+
+#[tokio::test]
+async fn forged_staff_events_are_stored_untrusted_and_never_counted() {
+    let h = Harness::new().await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = crate::helpers::forged_and_genuine("an-forged", now - 1000);
+    let response = h.post(&body).await;
+    assert_eq!(response.status(), 200);
+
+    // Stored, as the record of what happened, and marked.
+    let (forged, genuine) = crate::helpers::forged_ids("an-forged");
+    for item in h.chat_items().await {
+        let id = crate::helpers::s(&item, "id");
+        let trusted = item["trusted"].as_bool().copied();
+        assert_eq!(trusted, Ok(genuine.contains(&id)), "{id}");
+        assert!(forged.contains(&id) || genuine.contains(&id));
+    }
+    // Counted: the two genuine AI replies (100 and 200 ms), the broker's SLA violation,
+    // and the four genuine events; none of the customer's forgeries.
+    let a = analytics::read(&h.redis, &Keys::new(h.prefix.clone()), now)
+        .await
+        .unwrap();
+    assert_eq!(a.ai_duration_ms.samples, 2);
+    assert_eq!(a.ai_duration_ms.p50, Some(100.0));
+    assert_eq!(a.ai_duration_ms.p95, Some(200.0));
+    assert_eq!(a.queue_duration_ms.p95, Some(200.0));
+    assert_eq!(a.sla_violations, 1);
+    assert_eq!(a.events_mirrored, 4);
+    assert_eq!(a.active_conversations, 1);
+}

@@ -326,3 +326,41 @@ async fn the_bridge_adds_no_round_trip() {
     let expected: Vec<String> = (0..50).map(|i| format!("conv-one-trip-m{i}")).collect();
     assert_eq!(ids, expected);
 }
+
+#[tokio::test]
+async fn forged_staff_events_are_never_bridged_and_genuine_ones_carry_their_clientid() {
+    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
+    let conv = unique("conv-forged");
+    let mut subscriber = Subscriber::new(&[&format!("{}chat:{conv}", h.prefix)]).await;
+    let body = crate::helpers::forged_and_genuine(&conv, at(0).0);
+    assert_eq!(h.post(&body).await.status(), 200);
+
+    let received = subscriber.received().await;
+    let seen: Vec<(&str, &str)> = received
+        .iter()
+        .map(|(_, m)| {
+            (
+                m["type"].as_str().unwrap(),
+                m["clientId"].as_str().unwrap_or("(API key)"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("message", "service:s1"),
+            ("message", "(API key)"),
+            ("sla:violation", "broker:b1"),
+            ("message", &*format!("customer-{conv}")),
+        ]
+    );
+    let roles: Vec<&str> = received
+        .iter()
+        .map(|(_, m)| m["publisherRole"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["service", "service", "broker", "customer"]);
+    // The forgeries are in the conversation's list, marked, for the record.
+    let cached = h.cached(&conv).await;
+    assert_eq!(cached.len(), 8);
+    assert_eq!(cached.iter().filter(|e| e["trusted"] == false).count(), 4);
+}

@@ -638,3 +638,100 @@ async fn analytics_keys_are_updated_in_the_same_round_trip() {
         json!(["events", "3", "sla:warning", "1", "sla:violation", "1"])
     );
 }
+
+#[tokio::test]
+async fn the_history_reader_serves_no_forged_staff_event_from_either_store() {
+    let h = Harness::new().await;
+    let conv = "c-forged-reader";
+    let body = crate::helpers::forged_and_genuine(conv, 1_767_323_045_000);
+    assert_eq!(h.post(&body).await.status(), 200);
+    let (forged, genuine) = crate::helpers::forged_ids(conv);
+    for item in h.chat_items().await {
+        let id = s(&item, "id");
+        assert_eq!(
+            item["trusted"].as_bool().copied(),
+            Ok(!forged.contains(&id)),
+            "{id}"
+        );
+    }
+    let newest_first: Vec<String> = genuine.iter().rev().cloned().collect();
+    let ids = |events: &[chat_core::events::ChatEvent]| -> Vec<String> {
+        events.iter().map(|e| e.id.clone()).collect()
+    };
+    let history = h.state.stores.history();
+    let (events, source) = history.recent_events(conv, 20).await.unwrap();
+    assert_eq!(
+        (ids(&events), source),
+        (newest_first.clone(), HistorySource::Cache)
+    );
+    assert!(events.iter().all(|e| e.trusted));
+    // The same from DynamoDB.
+    let list = format!("{}chat:conversation:{conv}:events", h.prefix);
+    h.redis.command(&["DEL", list.as_str()]).await.unwrap();
+    let (events, source) = history.recent_events(conv, 20).await.unwrap();
+    assert_eq!(
+        (ids(&events), source),
+        (newest_first, HistorySource::Archive)
+    );
+}
+
+#[tokio::test]
+async fn the_same_message_id_in_two_conversations_is_kept_in_both() {
+    let h = Harness::new().await;
+    // Ably lets publishers choose message ids: one conversation's must not silence another's.
+    let item = |conv: &str| {
+        json!({"id": "chosen-id:0", "name": "message:user",
+        "channel": format!("conversation:{conv}"), "clientId": format!("customer-{conv}"),
+        "timestamp": 1_767_323_045_000i64, "data": {"text": conv}})
+    };
+    for conv in ["c-one", "c-two"] {
+        let body = json!({"items": [item(conv)]}).to_string();
+        let response = h.post(body.as_bytes()).await;
+        assert_eq!(body_json(&response)["duplicates"], json!(0), "{conv}");
+    }
+    for conv in ["c-one", "c-two"] {
+        let cached = h.cached(conv).await;
+        assert_eq!(cached.len(), 1, "{conv}");
+        assert_eq!(cached[0]["payload"]["text"], json!(conv));
+    }
+    assert_eq!(h.chat_items().await.len(), 2);
+    // Within one conversation, the id is still a duplicate.
+    let body = json!({"items": [item("c-one")]}).to_string();
+    assert_eq!(
+        body_json(&h.post(body.as_bytes()).await)["duplicates"],
+        json!(1)
+    );
+}
+
+#[tokio::test]
+async fn a_replay_keeps_the_original_expiry_and_an_event_past_retention_is_skipped() {
+    let h = Harness::build(&[("EVENT_RETENTION_DAYS", "90")], None, None).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let ten_days_ago = now - 10 * 86_400_000;
+    let event = |id: &str, ms: i64| {
+        json!({"id": id, "name": "message:user",
+        "channel": "conversation:c-replay", "clientId": "customer-c-replay",
+        "timestamp": ms, "data": {"text": id}})
+    };
+    let body = json!({"items": [event("old", ten_days_ago), event("gone", now - 91 * 86_400_000)]})
+        .to_string();
+    let expires = || async {
+        let items = h.chat_items().await;
+        assert_eq!(items.len(), 1, "the expired one is not archived");
+        items[0]["expires_at"]
+            .as_n()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let receipt = body_json(&h.post(body.as_bytes()).await);
+    assert_eq!(receipt["stored"], json!(1));
+    assert_eq!(receipt["skipped"], json!(["event 1: expired"]));
+    let first = expires().await;
+    assert_eq!(first, ten_days_ago.div_euclid(1000) + 90 * 86_400);
+    // Replayed later: the same expiry, not a fresh 90 days.
+    let receipt = body_json(&h.post(body.as_bytes()).await);
+    assert_eq!(receipt["skipped"], json!(["event 1: expired"]));
+    assert_eq!(expires().await, first);
+    assert_eq!(h.cached("c-replay").await.len(), 1);
+}

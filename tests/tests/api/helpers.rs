@@ -472,3 +472,38 @@ pub fn flat_batch(conv: &str, n: usize, start_ms: i64) -> Vec<u8> {
         .collect();
     json!({ "items": items }).to_string().into_bytes()
 }
+
+/// A delivery on `conversation:{conv}` of staff-only events forged by customers (Ably
+/// verified their clientIds: `customer-{conv}` for the chat session, `customer:u1` for a
+/// customer JWT) beside genuine ones (a `service:` clientId, no clientId at all: the API
+/// key, and a broker), plus the customer's own message. Times from `start_ms`.
+pub fn forged_and_genuine(conv: &str, start_ms: i64) -> Vec<u8> {
+    let session = format!("customer-{conv}");
+    let item = |i: i64, name: &str, client_id: Option<&str>, data: Value| {
+        let mut item = json!({"id": format!("{conv}-{i}"), "name": name,
+            "channel": format!("conversation:{conv}"), "timestamp": start_ms + i, "data": data});
+        if let Some(client_id) = client_id {
+            item["clientId"] = json!(client_id);
+        }
+        item
+    };
+    let timing = |ms: u64| json!({"text": "answer", "timing": {"ai_duration_ms": ms, "queue_duration_ms": ms}});
+    json!({"items": [
+        item(0, "message:ai", Some(&session), timing(99_999)),
+        item(1, "message:ai", Some("customer:u1"), timing(99_999)),
+        item(2, "sla:violation", Some(&session), json!({"forged": true})),
+        item(3, "agent_joined", Some("customer:u1"), json!({"agentId": "fake", "agentName": "Eve"})),
+        item(4, "message:ai", Some("service:s1"), timing(100)),
+        item(5, "message:ai", None, timing(200)),
+        item(6, "sla:violation", Some("broker:b1"), json!({"minutes": 5})),
+        item(7, "message:user", Some(&session), json!({"text": "hello"})),
+    ]})
+    .to_string()
+    .into_bytes()
+}
+
+/// The ids [`forged_and_genuine`] forges, and those it sends genuinely.
+pub fn forged_ids(conv: &str) -> (Vec<String>, Vec<String>) {
+    let ids = |range: std::ops::Range<i64>| range.map(|i| format!("{conv}-{i}")).collect();
+    (ids(0..4), ids(4..8))
+}

@@ -465,3 +465,37 @@ async fn retries_go_to_fallback_hosts_only_for_the_default_endpoint() {
     primary.verify().await;
     fallback.verify().await;
 }
+
+#[tokio::test]
+async fn a_session_publish_from_another_origin_is_refused_before_ably_sees_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ok_response())
+        .expect(1)
+        .mount(&server)
+        .await;
+    let state = state_for(&server, &[]);
+    let cookie = format!("__Host-chat_session={}", session_token("conv-1"));
+    let body =
+        json!({"channelName": "conversation:conv-1", "eventName": "typing:start", "data": null})
+            .to_string();
+    let send = |origin: &'static str| {
+        let req = api_request(
+            "POST",
+            "/api/ably/publish",
+            &[
+                ("cookie", cookie.as_str()),
+                ("content-type", "text/plain"),
+                ("origin", origin),
+            ],
+            Some(&body),
+        );
+        handle(&state, req)
+    };
+    let refused = send("https://evil.example").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(body_json(&refused)["code"], json!("origin_forbidden"));
+    assert_eq!(send("http://localhost:3000").await.status(), 200);
+    server.verify().await;
+}

@@ -959,3 +959,148 @@ async fn links_live_as_long_as_configured() {
     assert!(ResumeConfig::load(env_with(&[("CHAT_SESSION_TTL_SECONDS", "0")])).is_err());
     assert!(ResumeConfig::load(env_with(&[("RESUME_TOKEN_TTL_SECONDS", "0")])).is_err());
 }
+
+#[tokio::test]
+async fn forged_staff_events_are_absent_from_redeemed_history_and_from_polls() {
+    let r = Resume::new().await;
+    let conv = "conv-forged-h";
+    let start = (unix_now() - 600) * 1000;
+    let body = crate::helpers::forged_and_genuine(conv, start);
+    assert_eq!(r.events.post(&body).await.status(), 200);
+    let (forged, genuine) = crate::helpers::forged_ids(conv);
+    let newest_first: Vec<String> = genuine.iter().rev().cloned().collect();
+
+    // Redeemed history: from Redis, then (the list gone) from DynamoDB, genuine only.
+    let response = r.redeem(&r.link(conv).await).await;
+    let from_cache = body_json(&response);
+    assert_eq!(ids(&from_cache["events"]), newest_first);
+    assert!(from_cache["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["trusted"] == true));
+    let list = format!("{}chat:conversation:{conv}:events", r.events.prefix);
+    assert_eq!(r.events.cached(conv).await.len(), 8, "the record keeps all");
+    redis().command(&["DEL", list.as_str()]).await.unwrap();
+    let response = r.redeem(&r.link(conv).await).await;
+    assert_eq!(ids(&body_json(&response)["events"]), newest_first);
+
+    // Polling: genuine only, oldest first.
+    let session = format!("__Host-chat_session={}", session_token(conv));
+    let response = r
+        .poll(&[("cookie", &session)], &format!("conversationId={conv}"))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", body_json(&response));
+    let page = body_json(&response);
+    assert_eq!(ids(&page["events"]), genuine);
+    // Forgeries after the cursor are withheld, and the cursor moves past them.
+    let later = json!({"items": (8..10).map(|i| json!({"id": format!("{conv}-{i}"),
+        "name": "message:ai", "channel": format!("conversation:{conv}"),
+        "clientId": format!("customer-{conv}"), "timestamp": start + i, "data": {"text": "forged"}}))
+        .collect::<Vec<_>>()});
+    assert_eq!(
+        r.events.post(later.to_string().as_bytes()).await.status(),
+        200
+    );
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    let response = r
+        .poll(
+            &[("cookie", &session)],
+            &format!("conversationId={conv}&after={cursor}"),
+        )
+        .await;
+    let next = body_json(&response);
+    assert_eq!(next["events"], json!([]));
+    assert_ne!(
+        next["cursor"],
+        json!(cursor),
+        "the cursor moved past the withheld events"
+    );
+    let response = r
+        .poll(
+            &[("cookie", &session)],
+            &format!(
+                "conversationId={conv}&after={}",
+                next["cursor"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(body_json(&response)["events"], json!([]));
+    assert_eq!(body_json(&response)["cursor"], next["cursor"]);
+    assert!(forged.iter().all(|id| !ids(&page["events"]).contains(id)));
+}
+
+#[tokio::test]
+async fn a_session_issues_links_only_to_its_own_address_and_never_sees_them() {
+    let r = Resume::new().await;
+    let own = format!("__Host-chat_session={}", session_token("conv-own"));
+    let to = |email: &str| json!({"conversationId": "conv-own", "email": email});
+
+    let response = r
+        .issue_with(&[("cookie", &own)], &to("attacker@evil.example"))
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(body_json(&response)["code"], json!("resume_forbidden"));
+    assert!(r.mail.sent().is_empty(), "nothing was sent");
+
+    // Its own address (whatever the letter case): 201, and the link only in the mail.
+    let response = r
+        .issue_with(&[("cookie", &own)], &to("Customer@Example.com"))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", body_json(&response));
+    let body = body_json(&response);
+    assert_eq!(body.get("resumeUrl"), None);
+    assert!(body["expiresAt"].is_string());
+    let sent = r.mail.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].url.contains("/chat?resume="));
+
+    // Staff keep the link in the answer.
+    let response = r
+        .issue_as(
+            &bearer("broker-1", "broker", &[]),
+            "conv-own",
+            "any@example.com",
+        )
+        .await;
+    assert!(body_json(&response)["resumeUrl"].is_string());
+}
+
+#[tokio::test]
+async fn the_per_address_limit_counts_the_mailbox_not_its_spelling() {
+    let r = Resume::build(&[("RATE_LIMIT_RESUME_EMAIL_MAX", "2")]).await;
+    let broker = bearer("broker-m", "broker", &[]);
+    for email in ["pat+1@example.com", "Pat+2@Example.com"] {
+        let response = r.issue_as(&broker, "conv-m", email).await;
+        assert_eq!(response.status(), 201, "{email}");
+    }
+    for email in ["pat@example.com", "PAT+3@example.com"] {
+        let response = r.issue_as(&broker, "conv-m", email).await;
+        assert_eq!(response.status(), 429, "{email}: one mailbox, one budget");
+    }
+    let response = r.issue_as(&broker, "conv-m", "pat@example.org").await;
+    assert_eq!(response.status(), 201, "another mailbox");
+}
+
+#[tokio::test]
+async fn a_session_issue_from_another_origin_is_refused() {
+    let r = Resume::new().await;
+    let own = format!("__Host-chat_session={}", session_token("conv-oi"));
+    let body = json!({"conversationId": "conv-oi", "email": BROKER_EMAIL});
+    let response = r
+        .issue_with(
+            &[("cookie", &own), ("origin", "https://evil.example")],
+            &body,
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(body_json(&response)["code"], json!("origin_forbidden"));
+    assert!(r.mail.sent().is_empty());
+    let response = r
+        .issue_with(
+            &[("cookie", &own), ("origin", "http://localhost:3000")],
+            &body,
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+}

@@ -310,3 +310,23 @@ async fn only_admin_and_service_see_analytics_and_only_bearer_tokens_get_in() {
     .await;
     assert_eq!(res.status(), 401, "a chat session is not enough");
 }
+
+#[tokio::test]
+async fn stats_are_rate_limited_per_caller() {
+    let h = Harness::new().await;
+    let ably = ably_mock().await;
+    let s = state(&h, &ably, &[("RATE_LIMIT_STATS_MAX", "2")]).await;
+    let (one, other) = (
+        bearer("c-1", "customer", &[]),
+        bearer("c-2", "customer", &[]),
+    );
+    for _ in 0..2 {
+        assert_eq!(get(&s, &one, "").await.status(), 200);
+    }
+    let limited = get(&s, &one, "").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(body_json(&limited)["code"], json!("rate_limited"));
+    assert!(crate::helpers::header(&limited, "retry-after").is_some());
+    // Per caller: another still gets in.
+    assert_eq!(get(&s, &other, "").await.status(), 200);
+}

@@ -516,3 +516,107 @@ async fn the_sample_events_answer_as_documented() {
     let response = chat_core::handlers::token::handle(&state, event("preflight")).await;
     assert_eq!(response.status(), 204);
 }
+
+#[tokio::test]
+async fn an_ably_token_never_outlives_the_bearer_or_session_it_is_issued_on() {
+    let state = token_state(&[]);
+    let now = unix_now();
+    // A bearer JWT with two minutes left asks for an hour.
+    let short = crate::helpers::hs256(
+        &json!({"userId": "u-short", "role": "customer", "iat": now, "exp": now + 120}),
+        &stack_var("JWT_SECRET"),
+    );
+    for format in ["tokenRequest", "jwt"] {
+        let body = json!({"format": format, "ttlSeconds": 3600}).to_string();
+        let response = post_token_as(&state, &short, &body).await;
+        assert_eq!(response.status(), 200, "{format}");
+        let json = body_json(&response);
+        let until_ms = (now + 120) * 1000;
+        match format {
+            "tokenRequest" => {
+                let ttl = json["ttl"].as_i64().unwrap();
+                let issued = json["timestamp"].as_i64().unwrap();
+                assert!(issued + ttl <= until_ms, "{json}");
+                assert!(ttl > 100_000, "nearly the two minutes: {ttl}");
+            }
+            _ => {
+                assert!(json["expires"].as_i64().unwrap() <= until_ms, "{json}");
+                let (_, secret) = key_parts();
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+                validation.set_required_spec_claims(&["exp"]);
+                let claims = jsonwebtoken::decode::<Value>(
+                    json["token"].as_str().unwrap(),
+                    &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+                    &validation,
+                )
+                .unwrap()
+                .claims;
+                assert!(claims["exp"].as_i64().unwrap() <= now + 120, "{claims}");
+            }
+        }
+    }
+    // A session near its end: the same cap.
+    let session = chat_core::identity::SessionIssuer::new(&chat_core::platform::env::Secret::new(
+        stack_var("RESUME_TOKEN_SECRET"),
+    ))
+    .issue(
+        "conv-end",
+        "a@example.com",
+        std::time::Duration::from_secs(90),
+    )
+    .unwrap();
+    let cookie = format!("__Host-chat_session={session}");
+    let response = post_token(
+        &state,
+        &[("cookie", &cookie), ("content-type", "application/json")],
+        Some(r#"{"format": "jwt"}"#),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(body_json(&response)["expires"].as_i64().unwrap() <= (now + 90) * 1000);
+}
+
+#[tokio::test]
+async fn a_cookie_request_from_another_origin_is_refused() {
+    let state = token_state(&[]);
+    let cookie = format!("__Host-chat_session={}", session_token("conv-o"));
+    let with_origin = |origin: Option<&'static str>| {
+        let mut headers = vec![
+            ("cookie", cookie.clone()),
+            ("content-type", "text/plain".into()),
+        ];
+        if let Some(origin) = origin {
+            headers.push(("origin", origin.to_owned()));
+        }
+        headers
+    };
+    for (origin, status) in [
+        (Some("https://evil.example"), 403),
+        (Some("http://localhost:3000.evil.example"), 403),
+        (Some("null"), 403),
+        (Some("http://localhost:3000"), 200),
+        (None, 200),
+    ] {
+        let headers = with_origin(origin);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = post_token(&state, &headers, Some("{}")).await;
+        assert_eq!(response.status(), status, "{origin:?}");
+        if status == 403 {
+            assert_eq!(body_json(&response)["code"], json!("origin_forbidden"));
+        }
+    }
+    // A bearer caller is not a cookie: its Origin is CORS's business, not this check's.
+    let response = post_token(
+        &state,
+        &[
+            (
+                "authorization",
+                &format!("Bearer {}", bearer("u-o", "customer", &[])),
+            ),
+            ("origin", "https://evil.example"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}
