@@ -6,7 +6,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use chat_core::channels::{may_publish, may_use, Capability, ChannelName};
+use chat_core::channels::capability::Capability;
+use chat_core::channels::{may_publish, may_use, ChannelName};
 use chat_core::identity::{Caller, Role};
 use libfuzzer_sys::fuzz_target;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_core::ably::credentials::TokenSigner;
 use chat_core::ably::AblyKey;
-use chat_core::channels::Capability;
+use chat_core::channels::capability::Capability;
 use chat_core::identity::JwtConfig;
 use chat_core::identity::{BearerVerifier, Caller, Role};
 use chat_core::platform::env::Secret;

@@ -121,7 +121,8 @@ proptest! {
 }
 
 mod ownership {
-    use chat_core::channels::{may_publish, may_use, Capability, ChannelName};
+    use chat_core::channels::capability::Capability;
+    use chat_core::channels::{may_publish, may_use, ChannelName};
     use chat_core::identity::{Caller, Role};
     use proptest::prelude::*;
 

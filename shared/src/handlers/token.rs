@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::ably::credentials::TokenSigner;
 use crate::ably::AblyConfig;
-use crate::channels::{Capability, ChannelName};
+use crate::channels::capability::Capability;
+use crate::channels::ChannelName;
 use crate::identity::ids::identifier;
 use crate::identity::{Authenticator, IdentityConfig};
 use crate::platform::clock;
