@@ -88,3 +88,91 @@ impl Capability {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::ChannelName;
+    use crate::identity::Role;
+
+    #[test]
+    fn the_operations_json_lists_every_operation_in_order() {
+        let expected = serde_json::to_string(&OPERATIONS).unwrap();
+        assert_eq!(format!("[{OPERATIONS_JSON}]"), expected);
+    }
+
+    fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
+        Caller::User {
+            user_id: id.into(),
+            role,
+            conversations: conversations.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    fn session(id: &str) -> Caller {
+        Caller::Session {
+            conversation_id: id.into(),
+            email: "a@b.c".into(),
+        }
+    }
+
+    #[test]
+    fn capabilities_are_canonical_and_exactly_the_callers_channels() {
+        let ops = r#"["history","presence","publish","subscribe"]"#;
+        let customer = user("u1", Role::Customer, &["c2", "c1"]);
+        assert_eq!(
+            Capability::for_caller(&customer).to_json(),
+            format!(
+                r#"{{"contacts:u1":{ops},"conversation:c1":{ops},"conversation:c2":{ops},"notifications:u1":{ops},"sms:u1:*":{ops}}}"#
+            )
+        );
+        let broker = user("b1", Role::Broker, &["ignored"]);
+        assert_eq!(
+            Capability::for_caller(&broker)
+                .resources()
+                .collect::<Vec<_>>(),
+            [
+                "contacts:b1",
+                "conversation:*",
+                "notifications:b1",
+                "sms:b1:*"
+            ]
+        );
+        for role in [Role::Admin, Role::Service] {
+            assert_eq!(
+                Capability::for_caller(&user("x", role, &[]))
+                    .resources()
+                    .collect::<Vec<_>>(),
+                ["contacts:*", "conversation:*", "notifications:*", "sms:*"]
+            );
+        }
+        assert_eq!(
+            Capability::for_caller(&session("c7")).to_json(),
+            format!(r#"{{"conversation:c7":{ops}}}"#)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&Capability::for_caller(&customer).to_json()).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_single_conversation_capability_requires_ownership() {
+        let customer = user("u1", Role::Customer, &["c1"]);
+        let c1 = ChannelName::conversation("c1").unwrap();
+        let c2 = ChannelName::conversation("c2").unwrap();
+        assert_eq!(
+            Capability::for_channel(&customer, &c1)
+                .unwrap()
+                .resources()
+                .collect::<Vec<_>>(),
+            ["conversation:c1"]
+        );
+        let err = Capability::for_channel(&customer, &c2).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (403, "conversation_forbidden")
+        );
+        assert!(ChannelName::conversation("c*").is_err());
+        assert!(Capability::for_channel(&user("b", Role::Broker, &[]), &c2).is_ok());
+    }
+}

@@ -105,6 +105,26 @@ pub static FAMILIES: [FamilyRule; 4] = [
 ];
 
 impl Family {
+    /// The family of a valid channel name (as [`ChannelName::parse`] accepts it), without
+    /// building the name: the judgement of every mirrored event asks this.
+    pub fn of_channel(name: &str) -> Option<Family> {
+        let (prefix, ids) = name.split_once(':')?;
+        let mut count = 0;
+        for id in ids.split(':') {
+            if !is_identifier(id) {
+                return None;
+            }
+            count += 1;
+        }
+        match (prefix, count) {
+            ("conversation", 1) => Some(Family::Conversation),
+            ("sms", 2) => Some(Family::Sms),
+            ("contacts", 1) => Some(Family::Contacts),
+            ("notifications", 1) => Some(Family::Notifications),
+            _ => None,
+        }
+    }
+
     pub fn rule(self) -> &'static FamilyRule {
         match self {
             Family::Conversation => &FAMILIES[0],
@@ -286,16 +306,15 @@ pub fn may_publish(caller: &Caller, channel: &ChannelName, event_name: &str) -> 
     if !may_use(caller, channel) {
         return Err(Denial::ChannelNotOwned);
     }
-    may_send(caller.acting_role(), channel, event_name)
+    may_send(caller.acting_role(), channel.family(), event_name)
 }
 
 /// Whether the table lets `role` send `event_name` on `channel`'s family: the event is
 /// one the family accepts, and staff-only events come from staff. Which channel of the
 /// family a caller may use is ownership ([`may_use`]), which Ably enforces for token
 /// holders through the capability.
-pub fn may_send(role: Role, channel: &ChannelName, event_name: &str) -> Result<(), Denial> {
-    let publisher = channel
-        .family()
+pub fn may_send(role: Role, family: Family, event_name: &str) -> Result<(), Denial> {
+    let publisher = family
         .rule()
         .events
         .iter()
@@ -317,22 +336,15 @@ pub fn trusts(channel: &str, event_type: &str, client_id: Option<&str>) -> bool 
     if event_type.starts_with("presence:") {
         return true;
     }
-    ChannelName::parse(channel)
-        .is_ok_and(|channel| may_send(Role::of_publisher(client_id), &channel, event_type).is_ok())
+    Family::of_channel(channel)
+        .is_some_and(|family| may_send(Role::of_publisher(client_id), family, event_type).is_ok())
 }
 
 pub mod capability;
 
 #[cfg(test)]
 mod tests {
-    use super::capability::{Capability, OPERATIONS, OPERATIONS_JSON};
     use super::*;
-
-    #[test]
-    fn the_operations_json_lists_every_operation_in_order() {
-        let expected = serde_json::to_string(&OPERATIONS).unwrap();
-        assert_eq!(format!("[{OPERATIONS_JSON}]"), expected);
-    }
 
     fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
         Caller::User {
@@ -351,6 +363,30 @@ mod tests {
 
     fn ch(name: &str) -> ChannelName {
         ChannelName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn the_family_of_a_name_is_the_family_of_its_parse() {
+        for name in [
+            "conversation:c1",
+            "sms:u1:k1",
+            "contacts:u1",
+            "notifications:u1",
+            "conversation:",
+            "conversation:*",
+            "conversation:a:b",
+            "sms:u1",
+            "other:u1",
+            "conversation",
+            "",
+            "contacts:u1:",
+        ] {
+            assert_eq!(
+                Family::of_channel(name),
+                ChannelName::parse(name).ok().map(|c| c.family()),
+                "{name}"
+            );
+        }
     }
 
     #[test]
@@ -453,66 +489,6 @@ mod tests {
             ApiError::from(Denial::EventNotAllowed).code(),
             "event_forbidden"
         );
-    }
-
-    #[test]
-    fn capabilities_are_canonical_and_exactly_the_callers_channels() {
-        let ops = r#"["history","presence","publish","subscribe"]"#;
-        let customer = user("u1", Role::Customer, &["c2", "c1"]);
-        assert_eq!(
-            Capability::for_caller(&customer).to_json(),
-            format!(
-                r#"{{"contacts:u1":{ops},"conversation:c1":{ops},"conversation:c2":{ops},"notifications:u1":{ops},"sms:u1:*":{ops}}}"#
-            )
-        );
-        let broker = user("b1", Role::Broker, &["ignored"]);
-        assert_eq!(
-            Capability::for_caller(&broker)
-                .resources()
-                .collect::<Vec<_>>(),
-            [
-                "contacts:b1",
-                "conversation:*",
-                "notifications:b1",
-                "sms:b1:*"
-            ]
-        );
-        for role in [Role::Admin, Role::Service] {
-            assert_eq!(
-                Capability::for_caller(&user("x", role, &[]))
-                    .resources()
-                    .collect::<Vec<_>>(),
-                ["contacts:*", "conversation:*", "notifications:*", "sms:*"]
-            );
-        }
-        assert_eq!(
-            Capability::for_caller(&session("c7")).to_json(),
-            format!(r#"{{"conversation:c7":{ops}}}"#)
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&Capability::for_caller(&customer).to_json()).unwrap();
-        assert_eq!(json.as_object().unwrap().len(), 5);
-    }
-
-    #[test]
-    fn a_single_conversation_capability_requires_ownership() {
-        let customer = user("u1", Role::Customer, &["c1"]);
-        let c1 = ChannelName::conversation("c1").unwrap();
-        let c2 = ChannelName::conversation("c2").unwrap();
-        assert_eq!(
-            Capability::for_channel(&customer, &c1)
-                .unwrap()
-                .resources()
-                .collect::<Vec<_>>(),
-            ["conversation:c1"]
-        );
-        let err = Capability::for_channel(&customer, &c2).unwrap_err();
-        assert_eq!(
-            (err.status().as_u16(), err.code()),
-            (403, "conversation_forbidden")
-        );
-        assert!(ChannelName::conversation("c*").is_err());
-        assert!(Capability::for_channel(&user("b", Role::Broker, &[]), &c2).is_ok());
     }
 
     #[test]

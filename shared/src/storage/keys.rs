@@ -20,16 +20,27 @@ impl Keys {
         &self.prefix
     }
 
+    /// `prefix` then `parts`, in one allocation: the mirror builds two keys per event.
+    fn key(&self, parts: &[&str]) -> String {
+        let len = self.prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(len);
+        key.push_str(&self.prefix);
+        for part in parts {
+            key.push_str(part);
+        }
+        key
+    }
+
     /// A conversation's cached events, newest first: `chat:conversation:{id}:events`.
     pub fn events(&self, conversation_id: &str) -> String {
-        format!("{}chat:conversation:{conversation_id}:events", self.prefix)
+        self.key(&["chat:conversation:", conversation_id, ":events"])
     }
 
     /// The marker of an event id already mirrored in a conversation:
     /// `chat:event:{conversationId}:{id}`. Per conversation, because Ably lets publishers
     /// choose message ids: one conversation's ids never suppress another's.
     pub fn seen(&self, history_id: &str, event_id: &str) -> String {
-        format!("{}chat:event:{history_id}:{event_id}", self.prefix)
+        self.key(&["chat:event:", history_id, ":", event_id])
     }
 
     /// The pub/sub channel the bridge publishes a conversation's events on:
