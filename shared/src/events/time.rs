@@ -50,13 +50,19 @@ pub fn millis_of(iso: &str) -> Option<i64> {
     };
     let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, min, sec, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || sec > 59 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    // Checked, not formatted again: this runs for every archived event.
+    if !(1..=month_days).contains(&d) || h > 23 || min > 59 || sec > 59 {
         return None;
     }
-    let millis =
-        days_from_civil(y, m, d) * 86_400_000 + h * 3_600_000 + min * 60_000 + sec * 1000 + ms;
-    // A day past the month's end would name another date: only canonical text counts.
-    (iso_millis(millis).as_deref() == Some(iso)).then_some(millis)
+    Some(days_from_civil(y, m, d) * 86_400_000 + h * 3_600_000 + min * 60_000 + sec * 1000 + ms)
 }
 
 /// (year, month, day) in the proleptic Gregorian calendar -> days since 1970-01-01.
