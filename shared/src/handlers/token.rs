@@ -16,13 +16,14 @@ use crate::ably::AblyConfig;
 use crate::channels::capability::Capability;
 use crate::channels::ChannelName;
 use crate::identity::ids::identifier;
-use crate::identity::{Authenticator, IdentityConfig};
+use crate::identity::{Authenticator, Caller, IdentityConfig};
 use crate::platform::clock;
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
 use crate::platform::http::{
     json_object, json_response, serve, string_field, HttpConfig, RequestContext, Route, Service,
 };
+use crate::platform::realtime::RealtimeRollout;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
 use crate::storage::{RedisClient, RedisConfig};
 
@@ -47,7 +48,8 @@ pub struct TokenConfig {
     pub identity: IdentityConfig,
     pub redis: RedisConfig,
     pub rate_limit: RateLimit,
-    pub realtime_enabled: bool,
+    /// Who uses Ably realtime: the switch, the per-conversation share and its lists.
+    pub realtime: RealtimeRollout,
 }
 
 impl TokenConfig {
@@ -65,7 +67,7 @@ impl TokenConfig {
                     window_seconds: 60,
                 },
             ),
-            realtime_enabled: env.flag("ENABLE_ABLY_REALTIME", true),
+            realtime: RealtimeRollout::from_env(&mut env),
         };
         env.finish()?;
         Ok(config)
@@ -270,16 +272,18 @@ async fn issue(
     // deployment-wide switch the redeem answer publishes anyway, and a client whose
     // credentials are stale still learns to poll instead of retrying. No Redis call, no
     // JWT verification, no rate-limit count is spent on it.
-    if !state.config.realtime_enabled {
-        return Err(ApiError::unavailable(
-            "realtime_disabled",
-            "Realtime is disabled; poll GET /api/chat/events instead",
-        ));
+    if !state.config.realtime.enabled {
+        return Err(realtime_disabled());
     }
     let (caller, valid_until) = state.auth.authenticate_until(&ctx.method, req.headers())?;
     let caller_id = caller.id_for_rate_limit();
     ctx.set_caller(caller_id.clone());
     let options = TokenOptions::from_request(&req)?;
+    let caller = within_rollout(
+        &caller,
+        options.conversation.as_ref(),
+        &state.config.realtime,
+    )?;
     state.limiter.check(&caller_id).await?;
 
     let capability = match &options.conversation {
@@ -299,6 +303,56 @@ async fn issue(
             &state.signer.jwt(capability, client_id, ttl, now)?,
         ),
     })
+}
+
+fn realtime_disabled() -> ApiError {
+    ApiError::unavailable(
+        "realtime_disabled",
+        "Realtime is disabled; poll GET /api/chat/events instead",
+    )
+}
+
+/// The caller as far as the realtime rollout lets it in. Staff are never held back. A
+/// session, or a customer asking for one conversation, outside the rollout is 503
+/// `realtime_disabled` (it polls); a customer's token for all its channels leaves out
+/// the conversations outside the rollout.
+fn within_rollout(
+    caller: &Caller,
+    asked: Option<&ChannelName>,
+    rollout: &RealtimeRollout,
+) -> Result<Caller, ApiError> {
+    let asked = match asked {
+        Some(ChannelName::Conversation { conversation_id }) => Some(conversation_id.as_str()),
+        _ => None,
+    };
+    match caller {
+        _ if caller.is_staff() => Ok(caller.clone()),
+        Caller::Session {
+            conversation_id, ..
+        } => {
+            if rollout.includes(asked.unwrap_or(conversation_id)) {
+                Ok(caller.clone())
+            } else {
+                Err(realtime_disabled())
+            }
+        }
+        Caller::User {
+            user_id,
+            role,
+            conversations,
+        } => match asked {
+            Some(conversation) if !rollout.includes(conversation) => Err(realtime_disabled()),
+            _ => Ok(Caller::User {
+                user_id: user_id.clone(),
+                role: *role,
+                conversations: conversations
+                    .iter()
+                    .filter(|c| rollout.includes(c))
+                    .cloned()
+                    .collect(),
+            }),
+        },
+    }
 }
 
 /// The Ably credential's lifetime: what was asked for, but never past the bearer JWT or

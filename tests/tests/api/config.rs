@@ -131,12 +131,14 @@ fn the_realtime_switch_is_true_or_false_and_on_by_default() {
     assert!(
         TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", "")]))
             .unwrap()
-            .realtime_enabled
+            .realtime
+            .enabled
     );
     assert!(
         ResumeConfig::load(env(&[("ENABLE_ABLY_REALTIME", "")]))
             .unwrap()
-            .realtime_enabled
+            .realtime
+            .enabled
     );
     assert!(
         !EventsConfig::load(env(&[("REDIS_PUBSUB_BRIDGE", "")]))
@@ -151,7 +153,8 @@ fn the_realtime_switch_is_true_or_false_and_on_by_default() {
     assert!(
         !TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", "false")]))
             .unwrap()
-            .realtime_enabled
+            .realtime
+            .enabled
     );
     for value in ["0", "no", "off", "disabled"] {
         let token = TokenConfig::load(env(&[("ENABLE_ABLY_REALTIME", value)])).unwrap_err();

@@ -20,6 +20,7 @@ mod publish;
 mod ratelimit;
 mod redis_client;
 mod resume;
+mod rollout;
 mod round_trips;
 mod stats;
 mod token;

@@ -1104,3 +1104,33 @@ async fn a_session_issue_from_another_origin_is_refused() {
         .await;
     assert_eq!(response.status(), 201);
 }
+
+/// The resume function under a realtime rollout, for `rollout.rs`.
+pub struct Rollout(Resume);
+
+impl Rollout {
+    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        Rollout(Resume::build(overrides).await)
+    }
+
+    /// What a redeemed link for `conversation` tells the client.
+    pub async fn realtime_after_redeem(&self, conversation: &str) -> Value {
+        let response = self.0.redeem(&self.0.link(conversation).await).await;
+        assert_eq!(response.status(), 200, "{:?}", body_json(&response));
+        body_json(&response)["realtime"].clone()
+    }
+
+    /// What a poll of `conversation` by its session tells the client.
+    pub async fn realtime_of_poll(&self, conversation: &str) -> Value {
+        let session = format!("__Host-chat_session={}", session_token(conversation));
+        let response = self
+            .0
+            .poll(
+                &[("cookie", &session)],
+                &format!("conversationId={conversation}"),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{:?}", body_json(&response));
+        body_json(&response)["realtime"].clone()
+    }
+}

@@ -27,7 +27,7 @@ struct PollBody {
     /// The position to poll after next: the last event looked at (returned or withheld),
     /// or the request's own cursor when there is nothing new (empty: from the start).
     cursor: String,
-    /// false: Ably realtime is off, keep polling.
+    /// false: Ably realtime is off for this conversation, keep polling.
     realtime: bool,
 }
 
@@ -107,7 +107,7 @@ pub(super) async fn poll(
         &PollBody {
             events: page.events,
             cursor,
-            realtime: state.config.realtime_enabled,
+            realtime: state.config.realtime.includes(&conversation_id),
         },
     ))
 }

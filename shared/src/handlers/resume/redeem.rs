@@ -36,7 +36,7 @@ struct RedeemedBody<'a> {
     #[serde(rename = "conversationId")]
     conversation_id: &'a str,
     events: Vec<ChatEvent>,
-    /// false: Ably realtime is off, poll `GET /api/chat/events`.
+    /// false: Ably realtime is off for this conversation, poll `GET /api/chat/events`.
     realtime: bool,
     /// Set when history could not be read; the session is valid all the same.
     #[serde(rename = "historyUnavailable", skip_serializing_if = "is_false")]
@@ -94,7 +94,7 @@ pub(super) async fn redeem(
         &RedeemedBody {
             conversation_id: &claims.conversation_id,
             events,
-            realtime: state.config.realtime_enabled,
+            realtime: state.config.realtime.includes(&claims.conversation_id),
             history_unavailable,
         },
     );

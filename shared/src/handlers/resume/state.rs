@@ -9,6 +9,7 @@ use crate::identity::resume_link::ResumeLinks;
 use crate::identity::{Authenticator, IdentityConfig, SessionIssuer};
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::http::HttpConfig;
+use crate::platform::realtime::RealtimeRollout;
 use crate::storage::history::HistoryReader;
 use crate::storage::keys::Keys;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
@@ -24,7 +25,8 @@ pub struct ResumeConfig {
     /// `CHAT_SESSION_TTL_SECONDS`: lifetime of the session cookie a redeemed link sets.
     pub session_ttl_seconds: u64,
     pub public_app_url: String,
-    pub realtime_enabled: bool,
+    /// Who uses Ably realtime; the others are told to poll.
+    pub realtime: RealtimeRollout,
     pub rate_limit_caller: RateLimit,
     pub rate_limit_email: RateLimit,
     /// Redeem attempts per client IP.
@@ -44,7 +46,7 @@ impl ResumeConfig {
             resume_ttl_seconds: env.parsed_or("RESUME_TOKEN_TTL_SECONDS", 86_400),
             session_ttl_seconds: env.parsed_or("CHAT_SESSION_TTL_SECONDS", 86_400),
             public_app_url,
-            realtime_enabled: env.flag("ENABLE_ABLY_REALTIME", true),
+            realtime: RealtimeRollout::from_env(&mut env),
             rate_limit_caller: RateLimit::from_env(
                 &mut env,
                 "RATE_LIMIT_RESUME",
