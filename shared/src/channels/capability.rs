@@ -101,20 +101,7 @@ mod tests {
         assert_eq!(format!("[{OPERATIONS_JSON}]"), expected);
     }
 
-    fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
-        Caller::User {
-            user_id: id.into(),
-            role,
-            conversations: conversations.iter().map(|c| (*c).to_owned()).collect(),
-        }
-    }
-
-    fn session(id: &str) -> Caller {
-        Caller::Session {
-            conversation_id: id.into(),
-            email: "a@b.c".into(),
-        }
-    }
+    use crate::identity::caller::samples::{session, user};
 
     #[test]
     fn capabilities_are_canonical_and_exactly_the_callers_channels() {

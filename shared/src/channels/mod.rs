@@ -346,20 +346,7 @@ pub mod capability;
 mod tests {
     use super::*;
 
-    fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
-        Caller::User {
-            user_id: id.into(),
-            role,
-            conversations: conversations.iter().map(|c| (*c).to_owned()).collect(),
-        }
-    }
-
-    fn session(id: &str) -> Caller {
-        Caller::Session {
-            conversation_id: id.into(),
-            email: "a@b.c".into(),
-        }
-    }
+    use crate::identity::caller::samples::{session, user};
 
     fn ch(name: &str) -> ChannelName {
         ChannelName::parse(name).unwrap()

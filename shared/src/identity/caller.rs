@@ -110,6 +110,27 @@ impl Caller {
     }
 }
 
+/// Callers for unit tests: a bearer user with conversations, and a session.
+#[cfg(test)]
+pub(crate) mod samples {
+    use super::{Caller, Role};
+
+    pub fn user(id: &str, role: Role, conversations: &[&str]) -> Caller {
+        Caller::User {
+            user_id: id.into(),
+            role,
+            conversations: conversations.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    pub fn session(id: &str) -> Caller {
+        Caller::Session {
+            conversation_id: id.into(),
+            email: "a@b.c".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
