@@ -142,21 +142,48 @@ async fn receive(
     let started = Instant::now();
     let mut tally = Tally::default();
     let result = mirror(state, &req, &ctx, &mut tally).await;
-    metrics::emit(
-        SERVICE.name,
-        &[
-            Metric::count("received", tally.received),
-            Metric::count("untrusted", tally.untrusted),
-            Metric::count("stored", tally.stored),
-            Metric::count("duplicates", tally.duplicates),
-            Metric::count("skipped", tally.skipped),
-            Metric::count("redis_failed", usize::from(tally.redis_failed)),
-            Metric::count("dynamodb_failed", usize::from(tally.dynamodb_failed)),
-            Metric::count("signature_failed", usize::from(tally.signature_failed)),
-            Metric::millis("duration", started.elapsed().as_secs_f64() * 1000.0),
-        ],
-    );
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    metrics::emit(SERVICE.name, &tally.metrics(duration_ms));
     result
+}
+
+/// The metrics of the invocation's EMF line, in [`METRICS`] order (namespace
+/// `AblyChat`, dimension `Function` = `ably-events`).
+pub const METRICS: [&str; 9] = [
+    "received",
+    "untrusted",
+    "stored",
+    "duplicates",
+    "skipped",
+    "redis_failed",
+    "dynamodb_failed",
+    "signature_failed",
+    "duration",
+];
+
+/// The metrics that signal something wrong, each with an alarm in `template.yaml`
+/// (checked by `tests/tests/api/alarms.rs`), as is `duration`'s P95.
+pub const FAILURE_METRICS: [&str; 4] = [
+    "untrusted",
+    "redis_failed",
+    "dynamodb_failed",
+    "signature_failed",
+];
+
+impl Tally {
+    fn metrics(&self, duration_ms: f64) -> [Metric; 9] {
+        [
+            Metric::count("received", self.received),
+            Metric::count("untrusted", self.untrusted),
+            Metric::count("stored", self.stored),
+            Metric::count("duplicates", self.duplicates),
+            Metric::count("skipped", self.skipped),
+            Metric::count("redis_failed", usize::from(self.redis_failed)),
+            Metric::count("dynamodb_failed", usize::from(self.dynamodb_failed)),
+            Metric::count("signature_failed", usize::from(self.signature_failed)),
+            Metric::millis("duration", duration_ms),
+        ]
+    }
 }
 
 async fn mirror(
@@ -282,4 +309,21 @@ async fn dead_letter(
         }
     }
     ApiError::bad_request("invalid_payload", format!("Webhook {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emf_line_carries_exactly_the_declared_metrics() {
+        let names: Vec<&str> = Tally::default()
+            .metrics(1.0)
+            .iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, METRICS);
+        assert!(FAILURE_METRICS.iter().all(|m| METRICS.contains(m)));
+        assert_eq!(SERVICE.name, "ably-events");
+    }
 }

@@ -26,6 +26,10 @@ use crate::platform::metrics::{self, Metric};
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
 use crate::storage::{RedisClient, RedisConfig};
 
+/// The metrics `ably-publish` emits (namespace `AblyChat`, dimension `Function` =
+/// `ably-publish`): retries Ably needed, a load signal rather than a failure.
+pub const METRICS: [&str; 1] = ["publish_retries"];
+
 /// Largest `data`, serialised.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
 const MAX_EVENT_NAME: usize = 64;
@@ -229,10 +233,7 @@ async fn publish(
     if receipt.attempts > 1 {
         metrics::emit(
             SERVICE.name,
-            &[Metric::count(
-                "publish_retries",
-                (receipt.attempts - 1) as usize,
-            )],
+            &[Metric::count(METRICS[0], (receipt.attempts - 1) as usize)],
         );
     }
     let message_id = receipt

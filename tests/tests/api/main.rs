@@ -3,6 +3,7 @@
 
 mod ably_client;
 mod ably_js;
+mod alarms;
 mod analytics;
 mod auth;
 mod bridge;
