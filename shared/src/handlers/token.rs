@@ -327,10 +327,11 @@ fn within_rollout(
     };
     match caller {
         _ if caller.is_staff() => Ok(caller.clone()),
+        // A session only ever gets its own conversation (any other is refused later).
         Caller::Session {
             conversation_id, ..
         } => {
-            if rollout.includes(asked.unwrap_or(conversation_id)) {
+            if rollout.includes(conversation_id) {
                 Ok(caller.clone())
             } else {
                 Err(realtime_disabled())
