@@ -56,7 +56,10 @@ impl StatsConfig {
             ably: AblyConfig::from_env(&mut env),
             jwt: JwtConfig::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
-            table: env.required("CHAT_EVENTS_TABLE"),
+            table: {
+                crate::storage::dynamo::require_aws_environment(&mut env);
+                env.required("CHAT_EVENTS_TABLE")
+            },
             check_timeout: Duration::from_millis(env.parsed_or("STATS_CHECK_TIMEOUT_MS", 1500)),
             rate_limit: RateLimit::from_env(
                 &mut env,

@@ -44,6 +44,28 @@ pub fn config_builder() -> aws_sdk_dynamodb::config::Builder {
     config_builder_from(&Env::from_process())
 }
 
+/// Records a problem, at cold start, for each AWS setting a DynamoDB client needs and the
+/// environment lacks. Lambda always provides them; outside it (`cargo lambda watch`
+/// against a real account, a local run) they must be exported, because the functions read
+/// AWS settings from the environment only, never from `~/.aws` profiles.
+pub fn require_aws_environment(env: &mut Env) {
+    if env.optional("AWS_REGION").is_none() && env.optional("AWS_DEFAULT_REGION").is_none() {
+        env.problem(
+            "missing required environment variable AWS_REGION (or AWS_DEFAULT_REGION): \
+             Lambda sets it; elsewhere export it (~/.aws profiles are not read)",
+        );
+    }
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if env.optional(name).is_none() {
+            env.problem(format!(
+                "missing required environment variable {name}: Lambda sets it from the \
+                 function's role; elsewhere export credentials (with AWS_SESSION_TOKEN for \
+                 temporary ones; ~/.aws profiles are not read)"
+            ));
+        }
+    }
+}
+
 /// [`config_builder`] from a given environment.
 pub fn config_builder_from(env: &Env) -> aws_sdk_dynamodb::config::Builder {
     crate::platform::telemetry::install_crypto_provider();
@@ -93,4 +115,30 @@ pub fn config_builder_from(env: &Env) -> aws_sdk_dynamodb::config::Builder {
         builder.set_endpoint_url(Some(endpoint));
     }
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aws_settings_are_required_by_name_and_profiles_are_not_read() {
+        let mut env = Env::from_pairs::<_, String, String>([]);
+        require_aws_environment(&mut env);
+        let text = env.finish().unwrap_err().to_string();
+        for name in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            assert!(
+                text.contains(&format!("missing required environment variable {name}")),
+                "{text}"
+            );
+        }
+        assert!(text.contains("~/.aws profiles are not read"), "{text}");
+        let mut env = Env::from_pairs([
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ]);
+        require_aws_environment(&mut env);
+        env.finish().unwrap();
+    }
 }

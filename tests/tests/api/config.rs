@@ -46,6 +46,9 @@ fn every_function_names_each_missing_required_variable() {
                 "UPSTASH_REDIS_REST_URL",
                 "UPSTASH_REDIS_REST_TOKEN",
                 "CHAT_EVENTS_TABLE",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
             ],
         ),
         (
@@ -58,6 +61,9 @@ fn every_function_names_each_missing_required_variable() {
                 "JWT_SECRET",
                 "UPSTASH_REDIS_REST_URL",
                 "CHAT_EVENTS_TABLE",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
             ],
         ),
         (
@@ -71,6 +77,9 @@ fn every_function_names_each_missing_required_variable() {
                 "UPSTASH_REDIS_REST_URL",
                 "CHAT_EVENTS_TABLE",
                 "PUBLIC_APP_URL",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
             ],
         ),
     ];
