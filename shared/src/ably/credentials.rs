@@ -74,7 +74,8 @@ pub fn token_request_mac(
     BASE64.encode(mac.finalize().into_bytes())
 }
 
-fn keyed_hmac(secret: &[u8]) -> HmacSha256 {
+/// An HMAC-SHA256 keyed with `secret`, its key schedule ready to clone for each message.
+pub(crate) fn keyed_hmac(secret: &[u8]) -> HmacSha256 {
     match HmacSha256::new_from_slice(secret) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of any length"),

@@ -159,25 +159,22 @@ impl ChannelName {
     /// Parses `conversation:{id}`, `sms:{userId}:{contactId}`, `contacts:{userId}` or
     /// `notifications:{userId}`; nothing else (no wildcards, no extra segments).
     pub fn parse(name: &str) -> Result<Self, InvalidChannel> {
-        let mut parts = name.split(':');
-        let prefix = parts.next().ok_or(InvalidChannel)?;
-        let ids: Vec<&str> = parts.collect();
-        if !ids.iter().all(|id| is_identifier(id)) {
-            return Err(InvalidChannel);
-        }
-        let owned = |i: usize| ids[i].to_owned();
-        match (prefix, ids.len()) {
-            ("conversation", 1) => Ok(ChannelName::Conversation {
-                conversation_id: owned(0),
-            }),
-            ("sms", 2) => Ok(ChannelName::Sms {
-                user_id: owned(0),
-                contact_id: owned(1),
-            }),
-            ("contacts", 1) => Ok(ChannelName::Contacts { user_id: owned(0) }),
-            ("notifications", 1) => Ok(ChannelName::Notifications { user_id: owned(0) }),
-            _ => Err(InvalidChannel),
-        }
+        // The shape rules (family prefix, number of ids, each an identifier) are
+        // `Family::of_channel`'s; here only the ids are taken out.
+        let family = Family::of_channel(name).ok_or(InvalidChannel)?;
+        let mut ids = name.split(':').skip(1).map(str::to_owned);
+        let mut id = || ids.next().ok_or(InvalidChannel);
+        Ok(match family {
+            Family::Conversation => ChannelName::Conversation {
+                conversation_id: id()?,
+            },
+            Family::Sms => ChannelName::Sms {
+                user_id: id()?,
+                contact_id: id()?,
+            },
+            Family::Contacts => ChannelName::Contacts { user_id: id()? },
+            Family::Notifications => ChannelName::Notifications { user_id: id()? },
+        })
     }
 
     /// `conversation:{id}`, from an id that must be an identifier.

@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::ably::config::WebhookKeys;
+use crate::ably::credentials::keyed_hmac;
 use crate::platform::error::ApiError;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -98,9 +99,7 @@ impl WebhookVerifier {
 }
 
 fn keyed(secret: &str) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
-    <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+    keyed_hmac(secret.as_bytes())
 }
 
 /// Decodes a presented signature: 44-character padded base64 or 64 lowercase hex digits,
