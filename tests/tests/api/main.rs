@@ -26,4 +26,5 @@ mod round_trips;
 mod stats;
 mod token;
 mod unstorable_events;
+mod upstash_js;
 mod wiring;

@@ -1,23 +1,58 @@
 //! The Upstash-compatible proxy, over HTTP, in front of the real redis-server.
 
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use dev_tools::upstash_proxy::MAX_REQUEST_BYTES;
 use serde_json::{json, Value};
 
 use crate::helpers::{closed_port, redis_addr, stack_var, unique};
+
+/// A client with the project's TLS setup (reqwest carries no TLS provider of its own).
+fn http() -> reqwest::Client {
+    chat_core::platform::http_client::build(Duration::from_secs(5), Duration::from_secs(60))
+}
 
 async fn post(path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     post_to(&stack_var("UPSTASH_REDIS_REST_URL"), path, token, body).await
 }
 
 async fn post_to(base: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .body(body.to_owned());
+    let mut req = http().post(format!("{base}{path}")).body(body.to_owned());
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
     let res = req.send().await.expect("proxy reachable");
     let status = res.status().as_u16();
     (status, res.json().await.expect("json body"))
+}
+
+/// A request with `Upstash-Encoding: base64`, as the official JavaScript client sends by default.
+async fn post_base64(path: &str, body: &str) -> (u16, Value) {
+    let res = http()
+        .post(format!("{}{path}", stack_var("UPSTASH_REDIS_REST_URL")))
+        .bearer_auth(token())
+        .header("Upstash-Encoding", "base64")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("proxy reachable");
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("json body"))
+}
+
+fn b64(s: &str) -> String {
+    STANDARD.encode(s)
+}
+
+/// `["SET", key, "xx..x"]` padded to exactly `size` bytes of JSON.
+fn set_command_of_size(key: &str, size: usize) -> String {
+    let empty = json!(["SET", key, ""]).to_string();
+    let padding = size
+        .checked_sub(empty.len())
+        .expect("size fits the command");
+    json!(["SET", key, "x".repeat(padding)]).to_string()
 }
 
 fn token() -> String {
@@ -113,7 +148,7 @@ async fn multi_exec_runs_atomically() {
 async fn path_style_commands_work() {
     let key = unique("proxy:path");
     let base = stack_var("UPSTASH_REDIS_REST_URL");
-    let client = reqwest::Client::new();
+    let client = http();
     let set = client
         .post(format!("{base}/set/{key}"))
         .bearer_auth(token())
@@ -180,4 +215,148 @@ async fn redis_down_behind_the_proxy_is_503() {
     server.abort();
     // The real Redis behind the stack's proxy is unaffected.
     assert!(!redis_addr().is_empty());
+}
+
+#[tokio::test]
+async fn requests_over_upstash_max_request_size_are_refused_like_upstash() {
+    assert_eq!(MAX_REQUEST_BYTES, 10 * 1024 * 1024);
+    let t = token();
+    let key = unique("proxy:size");
+
+    let at_limit = set_command_of_size(&key, MAX_REQUEST_BYTES);
+    assert_eq!(at_limit.len(), MAX_REQUEST_BYTES);
+    assert_eq!(
+        post("/", Some(&t), &at_limit).await,
+        (200, json!({"result": "OK"}))
+    );
+    let (_, stored) = post("/", Some(&t), &json!(["STRLEN", key]).to_string()).await;
+    assert!(stored["result"].as_u64().unwrap() > 10_000_000, "{stored}");
+    post("/", Some(&t), &json!(["DEL", key]).to_string()).await;
+
+    let over = set_command_of_size(&key, MAX_REQUEST_BYTES + 1);
+    let expected = json!({"error": format!(
+        "ERR max request size exceeded. Limit: {MAX_REQUEST_BYTES} bytes, Actual: {} bytes",
+        MAX_REQUEST_BYTES + 1
+    )});
+    assert_eq!(post("/", Some(&t), &over).await, (400, expected));
+    // The same limit holds for a batch, and nothing in a refused request runs.
+    let batch = format!("[{over},[\"SET\",\"{key}\",\"small\"]]");
+    for path in ["/pipeline", "/multi-exec"] {
+        let (status, body) = post(path, Some(&t), &batch).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("ERR max request size exceeded. Limit: 10485760 bytes"),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        post("/", Some(&t), &json!(["EXISTS", key]).to_string()).await,
+        (200, json!({"result": 0}))
+    );
+}
+
+#[tokio::test]
+async fn base64_encoding_encodes_every_result_string_but_ok() {
+    let key = unique("proxy:b64");
+    let list = format!("{key}:list");
+    assert_eq!(
+        post_base64("/", &json!(["SET", key, "v1"]).to_string()).await,
+        (200, json!({"result": "OK"}))
+    );
+    assert_eq!(
+        post_base64("/", &json!(["GET", key]).to_string()).await,
+        (200, json!({"result": b64("v1")}))
+    );
+    assert_eq!(
+        post_base64("/", &json!(["PING"]).to_string()).await,
+        (200, json!({"result": b64("PONG")}))
+    );
+    assert_eq!(
+        post_base64("/", &json!(["GET", format!("{key}:missing")]).to_string()).await,
+        (200, json!({"result": null}))
+    );
+    post_base64("/", &json!(["RPUSH", list, "a", "ü"]).to_string()).await;
+    assert_eq!(
+        post_base64("/", &json!(["LRANGE", list, 0, -1]).to_string()).await,
+        (200, json!({"result": [b64("a"), b64("ü")]}))
+    );
+    // Errors stay plain text.
+    assert_eq!(
+        post_base64("/", &json!(["INCR", key]).to_string()).await,
+        (
+            400,
+            json!({"error": "ERR value is not an integer or out of range"})
+        )
+    );
+    // Path-style commands too; a path-style GET has no body.
+    let got: Value = http()
+        .get(format!("{}/get/{key}", stack_var("UPSTASH_REDIS_REST_URL")))
+        .bearer_auth(token())
+        .header("Upstash-Encoding", "base64")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, json!({"result": b64("v1")}));
+}
+
+#[tokio::test]
+async fn base64_encoding_covers_pipeline_and_multi_exec_entries() {
+    let key = unique("proxy:b64batch");
+    let batch = json!([
+        ["SET", key, "x"],
+        ["INCR", key],
+        ["GET", key],
+        ["SCRIPT", "LOAD", "return 1"],
+        ["DEL", key]
+    ])
+    .to_string();
+    let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
+    let expected = json!([
+        {"result": "OK"},
+        {"error": "ERR value is not an integer or out of range"},
+        {"result": b64("x")},
+        {"result": b64(sha)},
+        {"result": 1}
+    ]);
+    assert_eq!(
+        post_base64("/pipeline", &batch).await,
+        (200, expected.clone())
+    );
+    assert_eq!(post_base64("/multi-exec", &batch).await, (200, expected));
+    // The SHA the script was loaded under, decoded, runs the script.
+    assert_eq!(
+        post_base64("/", &json!(["EVALSHA", sha, 0]).to_string()).await,
+        (200, json!({"result": 1}))
+    );
+}
+
+#[tokio::test]
+async fn base64_encoding_keeps_bytes_that_are_not_utf8() {
+    let key = unique("proxy:binary");
+    let base = stack_var("UPSTASH_REDIS_REST_URL");
+    let bytes: &[u8] = b"\xff\x00\xfe binary";
+    let set = http()
+        .post(format!("{base}/set/{key}"))
+        .bearer_auth(token())
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let (_, encoded) = post_base64("/", &json!(["GET", key]).to_string()).await;
+    assert_eq!(
+        STANDARD
+            .decode(encoded["result"].as_str().unwrap())
+            .unwrap(),
+        bytes
+    );
+    // Without the header the invalid bytes are replaced, as Upstash replaces them.
+    let (_, plain) = post("/", Some(&token()), &json!(["GET", key]).to_string()).await;
+    assert_eq!(plain, json!({"result": "\u{fffd}\u{0}\u{fffd} binary"}));
 }

@@ -6,16 +6,19 @@
 //! - `POST /pipeline` with an array of commands -> an array of `{"result"}`/`{"error"}`;
 //! - `POST /multi-exec`: the same, run atomically in `MULTI`/`EXEC`;
 //! - path-style commands, e.g. `GET /get/key` or `POST /set/key` with the value as body;
-//! - `Authorization: Bearer <token>` (or `?_token=`) required, else 401.
+//! - `Authorization: Bearer <token>` (or `?_token=`) required, else 401;
+//! - a request body over [`MAX_REQUEST_BYTES`] is refused with status 400 and
+//!   `{"error": "ERR max request size exceeded. Limit: .. bytes, Actual: .. bytes"}`.
 //!
-//! Replies map to JSON as Upstash maps them: strings, integers, `null`, nested arrays.
+//! Replies map to JSON as Upstash maps them: strings, integers, `null`, nested arrays;
+//! `Upstash-Encoding: base64` switches strings to base64 (see [`encoding`]).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -28,7 +31,12 @@ use tokio::sync::Mutex;
 
 use crate::resp::{Connection, Reply};
 
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub mod encoding;
+
+use encoding::Encoding;
+
+/// Upstash's maximum request size on the Free and Pay-as-you-go plans (10 MB).
+pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 const MAX_IDLE_CONNECTIONS: usize = 32;
 
 /// Where Redis is and which token callers must present.
@@ -90,36 +98,20 @@ impl Proxy {
                 "Unauthorized".into(),
             ));
         }
+        let encoding = Encoding::requested(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|_| {
-                Failure::Status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "ERR request body too large".into(),
-                )
-            })?
-            .to_bytes();
+        let body = read_body(req.into_body()).await?;
 
         match (method, path.as_str()) {
             (Method::POST, "/" | "") => {
                 let command = parse_command(&json_body(&body)?)?;
-                let mut replies = self.run(vec![command]).await?;
-                let reply = replies.pop().ok_or_else(|| bad("ERR no reply"))?;
-                match reply {
-                    Reply::Error(message) => Err(Failure::Status(StatusCode::BAD_REQUEST, message)),
-                    other => Ok((StatusCode::OK, json!({ "result": to_json(other) }))),
-                }
+                self.single(command, encoding).await
             }
             (Method::POST, "/pipeline") => {
                 let commands = parse_commands(&json_body(&body)?)?;
                 let replies = self.run(commands).await?;
-                Ok((
-                    StatusCode::OK,
-                    Value::Array(replies.into_iter().map(entry).collect()),
-                ))
+                Ok((StatusCode::OK, entries(replies, encoding)))
             }
             (Method::POST, "/multi-exec") => {
                 let commands = parse_commands(&json_body(&body)?)?;
@@ -130,10 +122,9 @@ impl Proxy {
                 all.push(vec![b"EXEC".to_vec()]);
                 let mut replies = self.run(all).await?;
                 match replies.pop() {
-                    Some(Reply::Array(Some(results))) if results.len() == count => Ok((
-                        StatusCode::OK,
-                        Value::Array(results.into_iter().map(entry).collect()),
-                    )),
+                    Some(Reply::Array(Some(results))) if results.len() == count => {
+                        Ok((StatusCode::OK, entries(results, encoding)))
+                    }
                     Some(Reply::Error(message)) => {
                         Err(Failure::Status(StatusCode::BAD_REQUEST, message))
                     }
@@ -150,19 +141,25 @@ impl Proxy {
                 if !body.is_empty() {
                     command.push(body.to_vec());
                 }
-                let mut replies = self.run(vec![command]).await?;
-                match replies.pop() {
-                    Some(Reply::Error(message)) => {
-                        Err(Failure::Status(StatusCode::BAD_REQUEST, message))
-                    }
-                    Some(other) => Ok((StatusCode::OK, json!({ "result": to_json(other) }))),
-                    None => Err(bad("ERR no reply")),
-                }
+                self.single(command, encoding).await
             }
             _ => Err(Failure::Status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not allowed".into(),
             )),
+        }
+    }
+
+    /// One command: `{"result"}`, or its Redis error as `{"error"}` with status 400.
+    async fn single(
+        &self,
+        command: Vec<Vec<u8>>,
+        encoding: Encoding,
+    ) -> Result<(StatusCode, Value), Failure> {
+        match self.run(vec![command]).await?.pop() {
+            Some(Reply::Error(message)) => Err(Failure::Status(StatusCode::BAD_REQUEST, message)),
+            Some(reply) => Ok((StatusCode::OK, json!({ "result": encoding.result(reply) }))),
+            None => Err(bad("ERR no reply")),
         }
     }
 
@@ -215,6 +212,29 @@ fn bad(message: &str) -> Failure {
     Failure::Status(StatusCode::BAD_REQUEST, message.to_owned())
 }
 
+/// The whole request body, refused past [`MAX_REQUEST_BYTES`] as Upstash refuses it. The
+/// rest of an oversized body is still read, unbuffered: the error names its actual size,
+/// and the client gets its answer instead of a reset connection.
+async fn read_body(mut body: Incoming) -> Result<Bytes, Failure> {
+    let mut buffered = Vec::new();
+    let mut size = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| bad("ERR failed to read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            size = size.saturating_add(data.len());
+            if size <= MAX_REQUEST_BYTES {
+                buffered.extend_from_slice(&data);
+            }
+        }
+    }
+    if size > MAX_REQUEST_BYTES {
+        return Err(bad(&format!(
+            "ERR max request size exceeded. Limit: {MAX_REQUEST_BYTES} bytes, Actual: {size} bytes"
+        )));
+    }
+    Ok(Bytes::from(buffered))
+}
+
 fn json_body(body: &[u8]) -> Result<Value, Failure> {
     serde_json::from_slice(body).map_err(|_| bad("ERR failed to parse command"))
 }
@@ -244,22 +264,8 @@ fn parse_command(value: &Value) -> Result<Vec<Vec<u8>>, Failure> {
         .collect()
 }
 
-fn entry(reply: Reply) -> Value {
-    match reply {
-        Reply::Error(message) => json!({ "error": message }),
-        other => json!({ "result": to_json(other) }),
-    }
-}
-
-fn to_json(reply: Reply) -> Value {
-    match reply {
-        Reply::Simple(s) => Value::String(s),
-        Reply::Error(e) => Value::String(e),
-        Reply::Integer(i) => Value::from(i),
-        Reply::Bulk(None) | Reply::Array(None) => Value::Null,
-        Reply::Bulk(Some(bytes)) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-        Reply::Array(Some(items)) => Value::Array(items.into_iter().map(to_json).collect()),
-    }
+fn entries(replies: Vec<Reply>, encoding: Encoding) -> Value {
+    Value::Array(replies.into_iter().map(|r| encoding.entry(r)).collect())
 }
 
 fn respond(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
