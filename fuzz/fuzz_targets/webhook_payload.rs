@@ -1,4 +1,5 @@
-//! Webhook body parsing and normalisation (`chat_core::ably::webhook::parse`), followed by
+//! Webhook body parsing and normalisation (`chat_core::ably::webhook::parse`, and
+//! `parse_msgpack` over the same bytes), followed by
 //! the handler's removal of events DynamoDB could not hold
 //! (`chat_core::storage::item::skip_unstorable`).
 //!
@@ -6,7 +7,7 @@
 //! in DynamoDB and survives the Redis and DynamoDB round trips unchanged.
 #![no_main]
 
-use chat_core::ably::webhook::{parse, PayloadError};
+use chat_core::ably::webhook::{parse, parse_msgpack, PayloadError};
 use chat_core::storage::item::skip_unstorable;
 use chat_core_fuzz::assert_batch;
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +26,12 @@ fuzz_target!(|body: &[u8]| {
         Err(PayloadError::NotJson) => {
             assert!(serde_json::from_slice::<serde_json::Value>(body).is_err());
         }
+        Err(PayloadError::NotMsgpack) => panic!("a JSON parse answered NotMsgpack"),
         Err(PayloadError::UnknownShape) | Err(PayloadError::TooLarge(_)) => {}
+    }
+    // The same bytes as a MessagePack body: no panic, and whatever parses is storable.
+    if let Ok(mut batch) = parse_msgpack(body) {
+        skip_unstorable(&mut batch);
+        assert_batch(&batch);
     }
 });

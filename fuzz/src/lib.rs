@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use chat_core::ably::webhook::{WebhookBatch, WebhookVerifier, MAX_BATCH_EVENTS};
+use chat_core::ably::webhook::{WebhookBatch, WebhookVerifier};
 use chat_core::ably::WebhookKeys;
 use chat_core::events::event::conversation_id;
 use chat_core::events::ChatEvent;
@@ -133,7 +133,6 @@ pub fn assert_storable(event: &ChatEvent) {
 
 /// What every parsed batch must satisfy.
 pub fn assert_batch(batch: &WebhookBatch) {
-    assert!(batch.events.len() <= MAX_BATCH_EVENTS);
     for event in &batch.events {
         assert_storable(event);
     }

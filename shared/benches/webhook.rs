@@ -6,7 +6,8 @@
 
 use std::hint::black_box;
 
-use chat_core::ably::webhook::{parse, signature, WebhookVerifier};
+use aws_lambda_events::sqs::SqsEvent;
+use chat_core::ably::webhook::{parse, parse_msgpack, signature, WebhookVerifier};
 use chat_core::ably::WebhookKeys;
 use chat_core::platform::env::Secret;
 use chat_core::storage::{
@@ -127,7 +128,7 @@ fn bench(c: &mut Criterion) {
                 assert!(verifier.verify(Some("app.key"), Some(&sig), body).is_ok());
                 let batch = parse(black_box(body)).expect("valid batch");
                 let redis_args =
-                    cache.mirror_call(&batch.events, batch.lifecycle, 1_763_000_000_000);
+                    cache.planned_calls(&batch.events, batch.lifecycle, 1_763_000_000_000);
                 let dynamo_writes = archive.write_requests(&batch.events, 1_763_000_000);
                 black_box((redis_args, dynamo_writes))
             })
@@ -176,6 +177,59 @@ fn bench(c: &mut Criterion) {
         });
     }
     shapes.finish();
+
+    // The same 1000 events as Ably's "MsgPack" encoding and as JSON: parse + normalise.
+    let packed =
+        rmp_serde::to_vec_named(&serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+            .unwrap();
+    assert_eq!(parse_msgpack(&packed).unwrap(), parse(&body).unwrap());
+    let mut encodings = c.benchmark_group("encoding_1000");
+    encodings.throughput(Throughput::Elements(1000));
+    encodings.bench_function("json", |b| b.iter(|| parse(black_box(&body))));
+    encodings.bench_function("msgpack", |b| b.iter(|| parse_msgpack(black_box(&packed))));
+    encodings.finish();
+
+    // The queue path's in-process part for one SQS invocation of 10 records of 100
+    // events: the event JSON as AWS delivers it, each body parsed and normalised, and
+    // the store writes for all of them (one mirror for the batch).
+    let records: Vec<serde_json::Value> = (0..10)
+        .map(|r| {
+            let messages: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut m = message(r * 100 + i);
+                    m["id"] = json!(format!("conn{r}:{i}:0"));
+                    m
+                })
+                .collect();
+            let envelope = json!({
+                "source": "channel.message", "appId": "aBCdEf", "channel": format!("conversation:conv-{r}"),
+                "site": "eu-central-1-A", "ruleId": "1-a2Bc", "messages": messages
+            });
+            json!({
+                "messageId": format!("m-{r}"), "receiptHandle": "h", "body": envelope.to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "0", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ably-events", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let sqs_event = json!({ "Records": records }).to_string();
+    let mut queue = c.benchmark_group("sqs_in_process");
+    queue.throughput(Throughput::Elements(1000));
+    queue.bench_function("10x100", |b| {
+        b.iter(|| {
+            let event: SqsEvent = serde_json::from_str(black_box(&sqs_event)).unwrap();
+            let mut events = Vec::with_capacity(1000);
+            for record in &event.records {
+                let mut batch = parse(record.body.as_deref().unwrap().as_bytes()).unwrap();
+                events.append(&mut batch.events);
+            }
+            let redis_args = cache.planned_calls(&events, 0, 1_763_000_000_000);
+            let dynamo_writes = archive.write_requests(&events, 1_763_000_000);
+            black_box((redis_args, dynamo_writes))
+        })
+    });
+    queue.finish();
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,7 @@
 //! One module per Lambda function: its configuration, its state (clients built once at
-//! cold start) and its request handler. The function binaries only call [`run`].
+//! cold start) and its request handler. The HTTP-only function binaries only call
+//! [`run`]; `ably-events`, which also takes SQS, Kinesis and direct invokes, calls
+//! [`ably_events::run`].
 
 pub mod ably_events;
 pub mod publish;

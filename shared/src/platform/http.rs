@@ -146,9 +146,17 @@ where
 /// When work for this request must be done: the Lambda's own deadline less `margin`
 /// (time to answer), or `fallback` from now when there is no Lambda context.
 pub fn deadline(req: &Request, margin: Duration, fallback: Duration) -> Instant {
+    deadline_of(req.lambda_context_ref(), margin, fallback)
+}
+
+/// The same for any invocation, from its Lambda context.
+pub fn deadline_of(
+    context: Option<&lambda_http::Context>,
+    margin: Duration,
+    fallback: Duration,
+) -> Instant {
     let now = Instant::now();
-    let budget = req
-        .lambda_context_ref()
+    let budget = context
         .and_then(|ctx| {
             let now_ms = u64::try_from(crate::platform::clock::now_ms()).ok()?;
             ctx.deadline.checked_sub(now_ms)

@@ -3,6 +3,7 @@
 //! needs (newest first, and strictly after a cursor).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -33,6 +34,76 @@ pub enum ArchiveError {
     Unprocessed(usize),
     #[error("dynamodb did not answer within the time budget")]
     Timeout,
+}
+
+/// What [`EventArchive::put_groups`] wrote.
+#[derive(Debug)]
+pub struct ArchiveReport {
+    /// Distinct items sent.
+    pub written: usize,
+    /// Per group: some of its events may not be stored.
+    pub failed_groups: Vec<bool>,
+    /// The first reason a write failed, if one did.
+    pub error: Option<ArchiveError>,
+}
+
+/// Requests a chunk could not write, and why.
+struct Unwritten {
+    error: ArchiveError,
+    requests: Vec<WriteRequest>,
+}
+
+/// An item's key: (`conversation_id`, `event_key`).
+type ItemKey = (String, String);
+
+fn request_key(request: &WriteRequest) -> Option<ItemKey> {
+    let item = request.put_request.as_ref()?.item();
+    match (item.get(PARTITION_KEY), item.get(SORT_KEY)) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => {
+            Some((pk.clone(), sk.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Each event's item key, with the first group that holds it.
+fn group_index(events: &[ChatEvent], groups: &[Range<usize>]) -> HashMap<ItemKey, usize> {
+    let mut index = HashMap::with_capacity(events.len());
+    for (group, range) in groups.iter().enumerate() {
+        for event in &events[range.clone()] {
+            index
+                .entry((event.history_id.clone(), event.event_key()))
+                .or_insert(group);
+        }
+    }
+    index
+}
+
+/// A refused chunk's requests, one list per group, in order.
+fn split_by_group(
+    requests: &[WriteRequest],
+    group_of: &HashMap<ItemKey, usize>,
+) -> Vec<Vec<WriteRequest>> {
+    let mut split: Vec<(Option<usize>, Vec<WriteRequest>)> = Vec::new();
+    for request in requests {
+        let group = request_key(request).and_then(|k| group_of.get(&k).copied());
+        match split.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, list)) => list.push(request.clone()),
+            None => split.push((group, vec![request.clone()])),
+        }
+    }
+    split.into_iter().map(|(_, list)| list).collect()
+}
+
+/// Requests in chunks of at most [`DYNAMO_BATCH_SIZE`].
+fn chunked(requests: Vec<WriteRequest>) -> Vec<Vec<WriteRequest>> {
+    let mut chunks = Vec::with_capacity(requests.len().div_ceil(DYNAMO_BATCH_SIZE));
+    let mut rest = requests;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(DYNAMO_BATCH_SIZE));
+        chunks.push(std::mem::replace(&mut rest, tail));
+    }
+    chunks
 }
 
 /// The DynamoDB archive of chat events.
@@ -121,43 +192,101 @@ impl EventArchive {
         now_secs: i64,
         deadline: Instant,
     ) -> Result<usize, ArchiveError> {
-        let requests = self.write_requests(events, now_secs);
-        let count = requests.len();
-        let mut chunks = Vec::with_capacity(count.div_ceil(DYNAMO_BATCH_SIZE));
-        let mut rest = requests;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(DYNAMO_BATCH_SIZE));
-            chunks.push(std::mem::replace(&mut rest, tail));
+        let whole = std::iter::once(0..events.len()).collect::<Vec<_>>();
+        let report = self.put_groups(events, &whole, now_secs, deadline).await;
+        match report.error {
+            None => Ok(report.written),
+            Some(err) => Err(err),
         }
-        let results: Vec<Result<(), ArchiveError>> = stream::iter(chunks)
+    }
+
+    /// [`Self::put_all`] for events that arrived in several deliveries (`groups`: each
+    /// delivery's range of `events`), saying which deliveries were not stored in full.
+    /// A request DynamoDB refuses outright is tried again one delivery at a time, so a
+    /// delivery it cannot take does not fail the others that shared its request.
+    pub async fn put_groups(
+        &self,
+        events: &[ChatEvent],
+        groups: &[Range<usize>],
+        now_secs: i64,
+        deadline: Instant,
+    ) -> ArchiveReport {
+        let requests = self.write_requests(events, now_secs);
+        let written = requests.len();
+        let chunks = chunked(requests);
+        let first: Vec<Result<(), Unwritten>> = stream::iter(chunks)
             .map(|chunk| self.write_chunk(chunk, deadline))
             .buffer_unordered(DYNAMO_CONCURRENCY)
             .collect()
             .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        Ok(count)
+        let group_of = group_index(events, groups);
+        let mut retry = Vec::new();
+        let mut failed: Vec<Unwritten> = Vec::new();
+        for result in first {
+            let Err(unwritten) = result else { continue };
+            let split = split_by_group(&unwritten.requests, &group_of);
+            if matches!(unwritten.error, ArchiveError::Request(_)) && split.len() > 1 {
+                retry.extend(split);
+            } else {
+                failed.push(unwritten);
+            }
+        }
+        let second: Vec<Result<(), Unwritten>> = stream::iter(retry)
+            .map(|chunk| self.write_chunk(chunk, deadline))
+            .buffer_unordered(DYNAMO_CONCURRENCY)
+            .collect()
+            .await;
+        failed.extend(second.into_iter().filter_map(Result::err));
+        let failed_keys: HashSet<ItemKey> = failed
+            .iter()
+            .flat_map(|u| &u.requests)
+            .filter_map(request_key)
+            .collect();
+        // An event named in two deliveries is written once, and fails both if it fails.
+        let failed_groups = groups
+            .iter()
+            .map(|range| {
+                !failed_keys.is_empty()
+                    && events[range.clone()].iter().any(|event| {
+                        failed_keys.contains(&(event.history_id.clone(), event.event_key()))
+                    })
+            })
+            .collect();
+        ArchiveReport {
+            written,
+            failed_groups,
+            error: failed.into_iter().next().map(|u| u.error),
+        }
     }
 
     async fn write_chunk(
         &self,
         mut requests: Vec<WriteRequest>,
         deadline: Instant,
-    ) -> Result<(), ArchiveError> {
+    ) -> Result<(), Unwritten> {
         let mut attempt: u32 = 0;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(ArchiveError::Unprocessed(requests.len()));
+                let error = ArchiveError::Unprocessed(requests.len());
+                return Err(Unwritten { error, requests });
             }
             let call = self
                 .client
                 .batch_write_item()
                 .request_items(self.table.clone(), requests.clone())
                 .send();
-            let output = tokio::time::timeout(remaining, call)
-                .await
-                .map_err(|_| ArchiveError::Timeout)?
-                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+            let output = match tokio::time::timeout(remaining, call).await {
+                Err(_) => {
+                    let error = ArchiveError::Timeout;
+                    return Err(Unwritten { error, requests });
+                }
+                Ok(Err(e)) => {
+                    let error = ArchiveError::Request(describe_sdk_error(&e));
+                    return Err(Unwritten { error, requests });
+                }
+                Ok(Ok(output)) => output,
+            };
             let unprocessed = output
                 .unprocessed_items
                 .and_then(|mut m| m.remove(&self.table))
@@ -170,7 +299,11 @@ impl EventArchive {
             let backoff =
                 Duration::from_millis(rand::rng().random_range(0..=ceiling.as_millis() as u64));
             if Instant::now() + backoff >= deadline {
-                return Err(ArchiveError::Unprocessed(unprocessed.len()));
+                let error = ArchiveError::Unprocessed(unprocessed.len());
+                return Err(Unwritten {
+                    error,
+                    requests: unprocessed,
+                });
             }
             tokio::time::sleep(backoff).await;
             requests = unprocessed;

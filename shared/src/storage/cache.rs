@@ -10,8 +10,39 @@ use crate::storage::analytics::{KEY_TTL_SECONDS, MINUTE_MS, SAMPLE_CAP, WINDOW_M
 use crate::storage::config::RetentionConfig;
 use crate::storage::keys::Keys;
 use crate::storage::ratelimit::{RateLimiter, Usage};
-use crate::storage::redis::{RedisClient, RedisError};
+use crate::storage::redis::{RedisClient, RedisError, MAX_REQUEST_BYTES};
 use crate::storage::scripts;
+
+/// Events in one mirror call: a script runs alone on the Redis server, so it is kept short.
+pub const MAX_EVENTS_PER_CALL: usize = 1000;
+/// Room kept under the request limit for the command's own framing.
+const REQUEST_MARGIN: usize = 64 * 1024;
+
+/// The bytes a string takes in the REST request's JSON array (quotes, escapes, comma).
+fn json_string_bytes(s: &str) -> usize {
+    let escapes: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    s.len() + escapes + 3
+}
+
+fn request_bytes(call: &ScriptCall) -> usize {
+    request_bytes_from(call, (0, 0))
+}
+
+/// The request bytes of `call`'s keys and arguments from the given positions on.
+fn request_bytes_from(call: &ScriptCall, (keys, args): (usize, usize)) -> usize {
+    call.keys[keys..]
+        .iter()
+        .chain(&call.args[args..])
+        .map(|s| json_string_bytes(s))
+        .sum()
+}
 
 /// What mirroring a batch into Redis did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,14 +98,73 @@ impl EventCache {
 
     /// The mirror script's `KEYS` and `ARGV` for `events` (sorted oldest first, so each
     /// list ends up newest first), with each trusted event's bridge channel and envelope
-    /// when the bridge is on. Pure, so it can be benchmarked and inspected.
+    /// when the bridge is on, in one call. Pure, so it can be benchmarked and inspected.
     pub fn mirror_call(&self, events: &[ChatEvent], lifecycle: usize, now_ms: i64) -> ScriptCall {
+        let mut calls = self.mirror_calls(events, lifecycle, now_ms, usize::MAX, usize::MAX);
+        calls.pop().unwrap_or_default()
+    }
+
+    /// The same split into calls of at most `max_events` events and about `max_bytes` of
+    /// request each (an event is never split), in order: oldest events first, the
+    /// channel lifecycle count in the first call.
+    pub fn mirror_calls(
+        &self,
+        events: &[ChatEvent],
+        lifecycle: usize,
+        now_ms: i64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Vec<ScriptCall> {
         let mut order: Vec<&ChatEvent> = events.iter().collect();
         order.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
+        let per_call = order.len().min(max_events);
+        let mut calls = Vec::with_capacity(1);
+        let mut call = self.mirror_header(per_call, lifecycle, now_ms);
+        let mut bytes = request_bytes(&call);
+        let mut count = 0;
+        for event in order {
+            let mark = (call.keys.len(), call.args.len());
+            self.push_event(&mut call, event);
+            let added = request_bytes_from(&call, mark);
+            if count > 0 && (count == max_events || bytes.saturating_add(added) > max_bytes) {
+                let moved_keys = call.keys.split_off(mark.0);
+                let moved_args = call.args.split_off(mark.1);
+                calls.push(std::mem::replace(
+                    &mut call,
+                    self.mirror_header(per_call, 0, now_ms),
+                ));
+                call.keys.extend(moved_keys);
+                call.args.extend(moved_args);
+                bytes = request_bytes(&call);
+                count = 1;
+            } else {
+                bytes += added;
+                count += 1;
+            }
+        }
+        calls.push(call);
+        calls
+    }
+
+    /// The calls [`Self::mirror`] makes for a batch: [`Self::mirror_calls`] within
+    /// [`MAX_EVENTS_PER_CALL`] and Upstash's request limit, less the script and a margin.
+    pub fn planned_calls(
+        &self,
+        events: &[ChatEvent],
+        lifecycle: usize,
+        now_ms: i64,
+    ) -> Vec<ScriptCall> {
+        let budget = MAX_REQUEST_BYTES - scripts::MIRROR.source.len() - REQUEST_MARGIN;
+        self.mirror_calls(events, lifecycle, now_ms, MAX_EVENTS_PER_CALL, budget)
+    }
+
+    /// The four analytics `KEYS` and eight settings of a mirror call, with room for
+    /// `events` events.
+    fn mirror_header(&self, events: usize, lifecycle: usize, now_ms: i64) -> ScriptCall {
         let keys = &self.keys;
         let mut call = ScriptCall {
-            keys: Vec::with_capacity(4 + 2 * events.len()),
-            args: Vec::with_capacity(8 + 9 * events.len()),
+            keys: Vec::with_capacity(4 + 2 * events),
+            args: Vec::with_capacity(8 + 9 * events),
         };
         call.keys.extend([
             keys.active_conversations(),
@@ -92,34 +182,38 @@ impl EventCache {
             lifecycle.to_string(),
             if self.pubsub_bridge { "1" } else { "0" }.to_owned(),
         ]);
-        for event in order {
-            call.keys.push(keys.seen(&event.history_id, &event.id));
-            call.keys.push(keys.events(&event.history_id));
-            call.args.push(event.id.clone());
-            call.args.push(event.history_id.clone());
-            call.args
-                .push(serde_json::to_string(event).unwrap_or_default());
-            call.args
-                .push(if event.trusted { "1" } else { "0" }.to_owned());
-            call.args.push(event.event_type.clone());
-            let (ai, queue) = timing_samples(event);
-            call.args.push(ai);
-            call.args.push(queue);
-            if self.pubsub_bridge {
-                // Only what the channel table trusts is bridged.
-                match bridge::envelope(event).filter(|_| event.trusted) {
-                    Some(envelope) => {
-                        call.args.push(keys.bridge_channel(&event.history_id));
-                        call.args.push(envelope);
-                    }
-                    None => call.args.extend([String::new(), String::new()]),
-                }
-            }
-        }
         call
     }
 
-    /// Mirrors a batch in one round trip.
+    fn push_event(&self, call: &mut ScriptCall, event: &ChatEvent) {
+        let keys = &self.keys;
+        call.keys.push(keys.seen(&event.history_id, &event.id));
+        call.keys.push(keys.events(&event.history_id));
+        call.args.push(event.id.clone());
+        call.args.push(event.history_id.clone());
+        call.args
+            .push(serde_json::to_string(event).unwrap_or_default());
+        call.args
+            .push(if event.trusted { "1" } else { "0" }.to_owned());
+        call.args.push(event.event_type.clone());
+        let (ai, queue) = timing_samples(event);
+        call.args.push(ai);
+        call.args.push(queue);
+        if self.pubsub_bridge {
+            // Only what the channel table trusts is bridged.
+            match bridge::envelope(event).filter(|_| event.trusted) {
+                Some(envelope) => {
+                    call.args.push(keys.bridge_channel(&event.history_id));
+                    call.args.push(envelope);
+                }
+                None => call.args.extend([String::new(), String::new()]),
+            }
+        }
+    }
+
+    /// Mirrors a batch: one round trip, or one per [`MAX_EVENTS_PER_CALL`] events, with
+    /// no request over Upstash's limit ([`MAX_REQUEST_BYTES`]). The calls run in order,
+    /// so each list still ends newest first.
     pub async fn mirror(
         &self,
         events: &[ChatEvent],
@@ -129,22 +223,24 @@ impl EventCache {
         if events.is_empty() && lifecycle == 0 {
             return Ok(CacheOutcome::default());
         }
-        let call = self.mirror_call(events, lifecycle, now_ms);
-        let reply = self
-            .redis
-            .run(&scripts::MIRROR, &call.keys, &call.args)
-            .await?;
-        let counts = reply
-            .as_array()
-            .filter(|a| a.len() == 2)
-            .and_then(|a| Some((a[0].as_u64()?, a[1].as_u64()?)))
-            .ok_or_else(|| {
-                RedisError::Protocol("mirror script returned an unexpected value".into())
-            })?;
-        Ok(CacheOutcome {
-            stored: counts.0 as usize,
-            duplicates: counts.1 as usize,
-        })
+        let calls = self.planned_calls(events, lifecycle, now_ms);
+        let mut outcome = CacheOutcome::default();
+        for call in calls {
+            let reply = self
+                .redis
+                .run(&scripts::MIRROR, &call.keys, &call.args)
+                .await?;
+            let counts = reply
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .and_then(|a| Some((a[0].as_u64()?, a[1].as_u64()?)))
+                .ok_or_else(|| {
+                    RedisError::Protocol("mirror script returned an unexpected value".into())
+                })?;
+            outcome.stored += counts.0 as usize;
+            outcome.duplicates += counts.1 as usize;
+        }
+        Ok(outcome)
     }
 
     /// Every cached event of a conversation (at most `REDIS_EVENT_MAX`), newest first.
@@ -380,5 +476,50 @@ mod tests {
         );
         let without: Vec<&String> = on.args[8..].chunks(9).flat_map(|c| &c[..7]).collect();
         assert_eq!(without, off.args[8..].iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_big_batch_is_split_in_order_within_the_limits() {
+        let events: Vec<ChatEvent> = (0..25)
+            .map(|i| {
+                let mut e = sample(1_700_000_000_000 + i, &format!("e{i:02}"));
+                e.payload = serde_json::json!({"text": "x".repeat(100 * (i as usize % 3))});
+                e
+            })
+            .collect();
+        let cache = cache(true);
+        let whole = cache.mirror_call(&events, 3, 0);
+        let stride = 9;
+        for (max_events, max_bytes) in [(10, usize::MAX), (usize::MAX, 2_000), (4, 1_500)] {
+            let calls = cache.mirror_calls(&events, 3, 0, max_events, max_bytes);
+            assert!(calls.len() > 1, "{max_events} / {max_bytes}: one call");
+            let mut keys = Vec::new();
+            let mut args = Vec::new();
+            for (n, call) in calls.iter().enumerate() {
+                let count = (call.keys.len() - 4) / 2;
+                assert!((1..=max_events).contains(&count));
+                assert_eq!(call.args.len(), 8 + stride * count);
+                assert!(count == 1 || request_bytes(call) <= max_bytes);
+                assert_eq!(call.keys[..4], whole.keys[..4]);
+                // The lifecycle count goes with the first call only.
+                assert_eq!(call.args[6], if n == 0 { "3" } else { "0" });
+                keys.extend_from_slice(&call.keys[4..]);
+                args.extend_from_slice(&call.args[8..]);
+            }
+            // Together, exactly the events of the single call, in its order.
+            assert_eq!(keys, whole.keys[4..]);
+            assert_eq!(args, whole.args[8..]);
+        }
+        assert_eq!(
+            json_string_bytes("a\"\n\u{1}é"),
+            "a\"\n\u{1}é".len() + 2 + 5 + 3
+        );
+        assert_eq!(
+            json_string_bytes(&serde_json::to_string("a\"\n\u{1}é").unwrap()[1..]) - 3,
+            serde_json::to_string(&serde_json::to_string("a\"\n\u{1}é").unwrap()[1..])
+                .unwrap()
+                .len()
+                - 2
+        );
     }
 }

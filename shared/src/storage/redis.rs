@@ -11,6 +11,9 @@ use crate::platform::env::{Env, Secret};
 use crate::storage::keys::Keys;
 use crate::storage::scripts::Script;
 
+/// Upstash's documented maximum request size; no request the cache sends is larger.
+pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
 /// The Upstash Redis REST endpoint and the prefix of every key in it.
 #[derive(Debug, Clone, Default)]
 pub struct RedisConfig {

@@ -8,6 +8,7 @@ mod analytics;
 mod auth;
 mod bridge;
 mod config;
+mod delivery;
 mod dynamo;
 mod events;
 mod faults;

@@ -11,8 +11,10 @@ use crate::channels::trusts;
 use crate::events::event::{conversation_id, ChatEvent};
 use crate::events::time::iso_millis;
 
-/// Ably delivers at most this many events in one batch.
-pub const MAX_BATCH_EVENTS: usize = 1000;
+/// Ably delivers at most this many items in one batched webhook. An item may carry any
+/// number of messages (a multi-message publish is one item), so events are not capped:
+/// the body's size bounds them.
+pub const MAX_BATCH_ITEMS: usize = 1000;
 
 /// What a webhook body held.
 #[derive(Debug, Default, PartialEq)]
@@ -28,9 +30,11 @@ pub struct WebhookBatch {
 pub enum PayloadError {
     #[error("body is not valid JSON")]
     NotJson,
+    #[error("body is not valid MessagePack")]
+    NotMsgpack,
     #[error("body is not an Ably webhook payload")]
     UnknownShape,
-    #[error("batch holds {0} events, more than {MAX_BATCH_EVENTS}")]
+    #[error("batch holds {0} items, more than {MAX_BATCH_ITEMS}")]
     TooLarge(usize),
 }
 

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::ably::webhook::entry::{
-    push_message, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_EVENTS,
+    push_message, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_ITEMS,
 };
 
 #[derive(Deserialize)]
@@ -75,7 +75,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Result<WebhookBatch, PayloadError>> {
         Body {
             items: Some(items), ..
         } => {
-            if items.len() > MAX_BATCH_EVENTS {
+            if items.len() > MAX_BATCH_ITEMS {
                 return Some(Err(PayloadError::TooLarge(items.len())));
             }
             for (index, item) in items.into_iter().enumerate() {
@@ -95,9 +95,6 @@ pub(crate) fn parse(body: &[u8]) -> Option<Result<WebhookBatch, PayloadError>> {
     // Anything skipped is left to the lenient parser, which says why.
     if !batch.skipped.is_empty() {
         return None;
-    }
-    if batch.events.len() > MAX_BATCH_EVENTS {
-        return Some(Err(PayloadError::TooLarge(batch.events.len())));
     }
     Some(Ok(batch))
 }

@@ -5,18 +5,23 @@
 use serde_json::{Map, Value};
 
 use crate::ably::webhook::entry::{
-    push_message, timestamp_ms, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_EVENTS,
+    push_message, timestamp_ms, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_ITEMS,
 };
 
 pub(crate) fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| PayloadError::NotJson)?;
+    parse_value(value)
+}
+
+/// The same, over a tree already built (e.g. from MessagePack).
+pub(crate) fn parse_value(value: Value) -> Result<WebhookBatch, PayloadError> {
     let Value::Object(mut top) = value else {
         return Err(PayloadError::UnknownShape);
     };
     let mut batch = WebhookBatch::default();
     match top.remove("items") {
         Some(Value::Array(items)) => {
-            if items.len() > MAX_BATCH_EVENTS {
+            if items.len() > MAX_BATCH_ITEMS {
                 return Err(PayloadError::TooLarge(items.len()));
             }
             for (index, item) in items.into_iter().enumerate() {
@@ -34,9 +39,6 @@ pub(crate) fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
             }
             parse_channel_entries(None, &channel, None, &mut top, &mut batch);
         }
-    }
-    if batch.events.len() > MAX_BATCH_EVENTS {
-        return Err(PayloadError::TooLarge(batch.events.len()));
     }
     Ok(batch)
 }

@@ -6,16 +6,50 @@
 //! - enveloped single: `{"channel", "messages"|"presence", ...}`
 //! - flat items (the seed's format): `{"items":[{"name","channel","data","timestamp"}]}`
 //!
+//! Each comes as JSON or MessagePack; a non-enveloped single message comes with its
+//! metadata in headers instead ([`unenveloped`]).
+//!
 //! [`ChatEvent`]: crate::events::ChatEvent
 
 use crate::ably::webhook::entry::{PayloadError, WebhookBatch};
-use crate::ably::webhook::{fast, lenient};
+use crate::ably::webhook::unenveloped::{self, media_type, CHANNEL_HEADER};
+use crate::ably::webhook::{fast, lenient, msgpack};
 
-/// Parses and normalises a webhook body.
+/// Parses and normalises a JSON webhook body (batched, enveloped or flat items).
 pub fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
     match fast::parse(body) {
         Some(result) => result,
         None => lenient::parse(body),
+    }
+}
+
+/// The same for a MessagePack body: the events its JSON twin gives.
+pub fn parse_msgpack(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
+    lenient::parse_value(msgpack::to_json(body)?)
+}
+
+/// Whether a `Content-Type` names MessagePack.
+pub fn is_msgpack(content_type: Option<&str>) -> bool {
+    matches!(
+        media_type(content_type).as_deref(),
+        Some("application/x-msgpack" | "application/msgpack" | "application/vnd.msgpack")
+    )
+}
+
+/// Any delivery Ably makes over HTTP: non-enveloped when the channel comes in a header,
+/// otherwise a body in the encoding its `Content-Type` names (JSON by default).
+/// `header` looks a request header up by its lowercase name.
+pub fn parse_delivery<'h>(
+    body: &[u8],
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Result<WebhookBatch, PayloadError> {
+    let content_type = header("content-type");
+    if header(CHANNEL_HEADER).is_some() {
+        unenveloped::parse(body, content_type, header)
+    } else if is_msgpack(content_type) {
+        parse_msgpack(body)
+    } else {
+        parse(body)
     }
 }
 
@@ -131,6 +165,80 @@ mod tests {
         assert!(fast::parse(b"not json").is_none());
     }
 
+    /// Ably's "MsgPack" encoding of each JSON body: the same events. `rmp-serde` writes
+    /// the twin from the JSON tree, independently of the `rmpv` reader.
+    #[test]
+    fn msgpack_twins_give_the_same_events() {
+        let bodies: Vec<Vec<u8>> = vec![
+            fixture!("batched-message.json").to_vec(),
+            fixture!("batched-presence.json").to_vec(),
+            fixture!("batched-lifecycle.json").to_vec(),
+            fixture!("enveloped-message.json").to_vec(),
+            fixture!("enveloped-presence.json").to_vec(),
+            json!({"items": [{"data": {"channelId": "conversation:b", "messages": [
+                {"id": "1", "clientId": "customer:u", "timestamp": 7, "name": "message:user", "data": "eyJhIjoxfQ==", "encoding": "json/base64"},
+                {"timestamp": 8, "data": {"nested": [1, 2.5, null, true]}}
+            ]}, "timestamp": 6}]}).to_string().into_bytes(),
+        ];
+        for body in bodies {
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            let packed = rmp_serde::to_vec_named(&value).unwrap();
+            let header = |name: &str| (name == "content-type").then_some("application/x-msgpack");
+            assert_eq!(
+                parse_delivery(&packed, header).unwrap(),
+                parse(&body).unwrap(),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    /// Binary data: `bin` in MessagePack, base64 with `encoding` in JSON; stored alike.
+    #[test]
+    fn msgpack_binary_data_is_stored_as_its_json_twin_is() {
+        let message = |data: rmpv::Value, encoding: Option<&str>| {
+            let mut entries = vec![
+                (rmpv::Value::from("id"), rmpv::Value::from("b:0")),
+                (rmpv::Value::from("timestamp"), rmpv::Value::from(9)),
+                (rmpv::Value::from("data"), data),
+            ];
+            if let Some(e) = encoding {
+                entries.push((rmpv::Value::from("encoding"), rmpv::Value::from(e)));
+            }
+            rmpv::Value::Map(entries)
+        };
+        let envelope = |m: rmpv::Value| {
+            let body = rmpv::Value::Map(vec![
+                (
+                    rmpv::Value::from("channel"),
+                    rmpv::Value::from("conversation:b"),
+                ),
+                (rmpv::Value::from("messages"), rmpv::Value::Array(vec![m])),
+            ]);
+            let mut out = Vec::new();
+            rmpv::encode::write_value(&mut out, &body).unwrap();
+            out
+        };
+        let packed = parse_msgpack(&envelope(message(
+            rmpv::Value::Binary(vec![0, 159, 255]),
+            None,
+        )))
+        .unwrap();
+        let twin = parse(br#"{"channel":"conversation:b","messages":[{"id":"b:0","timestamp":9,"data":"AJ//","encoding":"base64"}]}"#).unwrap();
+        assert_eq!(packed, twin);
+        assert_eq!(packed.events[0].payload, json!("AJ//"));
+        assert_eq!(packed.events[0].encoding.as_deref(), Some("base64"));
+        // UTF-8 JSON sent as binary decodes all the way, as it would from JSON.
+        let json_bytes = parse_msgpack(&envelope(message(
+            rmpv::Value::Binary(br#"{"a":1}"#.to_vec()),
+            Some("json/utf-8"),
+        )))
+        .unwrap();
+        assert_eq!(json_bytes.events[0].payload, json!({"a": 1}));
+        assert_eq!(json_bytes.events[0].encoding, None);
+        assert_eq!(parse_msgpack(&[0x81]), Err(PayloadError::NotMsgpack));
+    }
+
     #[test]
     fn every_presence_action() {
         for (action, name) in [
@@ -164,6 +272,14 @@ mod tests {
         assert_eq!(batch.skipped[3], "item 3 messages[0]: malformed entry");
         assert!(batch.events.is_empty());
         assert_eq!(batch.skipped.len(), 4, "{:?}", batch.skipped);
+        // Ably's 1000 items bound a batch; the messages inside them are not capped.
+        let many: Vec<Value> = (0..600)
+            .map(|i| json!({"data": {"channelId": "c", "messages": [
+                {"id": format!("{i}:0"), "timestamp": i}, {"id": format!("{i}:1"), "timestamp": i}
+            ]}}))
+            .collect();
+        let batch = parse(json!({ "items": many }).to_string().as_bytes()).unwrap();
+        assert_eq!((batch.events.len(), batch.skipped.len()), (1200, 0));
         let items: Vec<Value> = (0..1001)
             .map(|i| json!({"channel": "c", "name": "n", "timestamp": i}))
             .collect();

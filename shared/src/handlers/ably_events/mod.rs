@@ -1,29 +1,35 @@
-//! `ably-events` (`POST /api/ably/events`): the Ably webhook, mirrored to Redis and DynamoDB.
+//! `ably-events`: Ably's events, mirrored to Redis and DynamoDB, from `POST
+//! /api/ably/events` (the signed webhook, here) and from the queue path (direct invoke,
+//! SQS, Kinesis: [`sources`]), all through one [`mirror`].
 //!
-//! The signature is checked over the raw body before anything parses it. Then every
-//! payload shape is normalised, and the batch is written to the Redis cache (one `EVAL`)
-//! and the DynamoDB archive (`BatchWriteItem` chunks) concurrently. DynamoDB is the record:
-//! if it could not take everything the answer is 503 and Ably redelivers; every write is
-//! keyed by the event, so the redelivery overwrites rather than duplicates.
+//! On the webhook, the signature is checked over the raw body before anything parses it.
+//! Then every payload shape and encoding is normalised, and the batch is written to the
+//! Redis cache (one `EVAL`, split only past Upstash's request limit) and the DynamoDB
+//! archive (`BatchWriteItem` chunks) concurrently. DynamoDB is the record: if it could
+//! not take everything the answer is 503 and Ably redelivers; every write is keyed by the
+//! event, so the redelivery overwrites rather than duplicates.
 
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::ably::webhook::{self, signature, PayloadError, WebhookVerifier};
+mod mirror;
+mod sources;
+
+pub use mirror::{Fate, Parcel};
+pub use sources::{invoke, run};
+
+use crate::ably::webhook::{self, signature, WebhookVerifier};
 use crate::ably::WebhookKeys;
-use crate::platform::clock;
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
 use crate::platform::http::{
     deadline, json_response, serve, HttpConfig, RequestContext, Route, Service,
 };
 use crate::platform::metrics::{self, Metric};
-use crate::storage::archive::ArchiveError;
-use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig, RedisError};
+use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig};
 
 pub const SERVICE: Service = Service {
     name: "ably-events",
@@ -36,8 +42,8 @@ pub const SERVICE: Service = Service {
 };
 
 /// Time kept back from the Lambda deadline to answer; and the budget without a deadline.
-const ANSWER_MARGIN: Duration = Duration::from_millis(750);
-const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_MARGIN: Duration = Duration::from_millis(750);
+pub(crate) const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct EventsConfig {
@@ -108,7 +114,7 @@ pub async fn handle(state: &EventsState, req: Request) -> Response<Body> {
 }
 
 /// The answer to Ably for a batch that was stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
     pub received: usize,
     pub stored: usize,
@@ -122,7 +128,7 @@ pub struct Receipt {
 
 /// Counters for the invocation's metric line.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     received: usize,
     /// Received events the channel table does not trust (see `crate::channels::trusts`).
     untrusted: usize,
@@ -141,7 +147,7 @@ async fn receive(
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
     let mut tally = Tally::default();
-    let result = mirror(state, &req, &ctx, &mut tally).await;
+    let result = mirror_webhook(state, &req, &ctx, &mut tally).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     metrics::emit(SERVICE.name, &tally.metrics(duration_ms));
     result
@@ -171,7 +177,7 @@ pub const FAILURE_METRICS: [&str; 4] = [
 ];
 
 impl Tally {
-    fn metrics(&self, duration_ms: f64) -> [Metric; 9] {
+    pub(crate) fn metrics(&self, duration_ms: f64) -> [Metric; 9] {
         [
             Metric::count("received", self.received),
             Metric::count("untrusted", self.untrusted),
@@ -186,7 +192,7 @@ impl Tally {
     }
 }
 
-async fn mirror(
+async fn mirror_webhook(
     state: &EventsState,
     req: &Request,
     ctx: &RequestContext,
@@ -208,107 +214,41 @@ async fn mirror(
 
     // Every store call ends by then, so the answer beats the Lambda timeout.
     let until = deadline(req, ANSWER_MARGIN, DEFAULT_BUDGET);
-    let now_ms = clock::now_ms();
-    let now_secs = now_ms.div_euclid(1000);
-    let mut batch = match webhook::parse(body) {
-        Ok(batch) => batch,
-        Err(PayloadError::TooLarge(n)) => {
-            return Err(ApiError::payload_too_large(
-                "batch_too_large",
-                format!(
-                    "Batch holds {n} events; at most {} are accepted",
-                    webhook::MAX_BATCH_EVENTS
-                ),
-            ));
-        }
-        Err(err) => return Err(dead_letter(state, body, &err, now_secs, until).await),
+    let parcel = Parcel {
+        body,
+        parsed: webhook::parse_delivery(body, header),
     };
-    // An event DynamoDB cannot hold would fail every redelivery of the whole batch; one
-    // past its retention would come back from the dead.
-    state.stores.archive.skip_unarchivable(&mut batch, now_secs);
-    tally.received = batch.events.len();
-    tally.untrusted = batch.events.iter().filter(|e| !e.trusted).count();
-    tally.skipped = batch.skipped.len();
-
-    let (cached, archived) = tokio::join!(
-        tokio::time::timeout_at(
-            until.into(),
-            state
-                .stores
-                .cache
-                .mirror(&batch.events, batch.lifecycle, now_ms),
-        ),
-        state.stores.archive.put_all(&batch.events, now_secs, until),
-    );
-    let cached = cached.unwrap_or_else(|_| Err(RedisError::Unavailable("timed out".into())));
-
-    let cache = match cached {
-        Ok(outcome) => {
-            tally.duplicates = outcome.duplicates;
-            None
+    let fate = mirror::mirror(state, vec![parcel], until, tally)
+        .await
+        .pop();
+    match fate.unwrap_or_else(|| Fate::Failed("not processed".into())) {
+        Fate::Stored(mut receipt) => {
+            receipt.duplicates = tally.duplicates;
+            Ok(json_response(StatusCode::OK, &receipt))
         }
-        Err(err) => {
-            tally.redis_failed = true;
-            tracing::warn!(request_id = %ctx.request_id, error = %err, "redis mirror failed; dynamodb is the record");
-            Some("unavailable")
-        }
-    };
-    let stored = match archived {
-        Ok(count) => count,
-        Err(err) => {
-            tally.dynamodb_failed = true;
-            let events = batch.events.len();
-            return Err(ApiError::unavailable(
-                "storage_unavailable",
-                "Events could not be stored; redeliver the batch",
-            )
-            .retry_after(1)
-            .caused_by(anyhow::Error::new(err).context(format!(
-                "dynamodb mirror of {events} events failed; asking Ably to redeliver"
-            ))));
-        }
-    };
-    tally.stored = stored;
-    Ok(json_response(
-        StatusCode::OK,
-        &Receipt {
-            received: batch.events.len(),
-            stored,
-            duplicates: tally.duplicates,
-            lifecycle: batch.lifecycle,
-            skipped: batch.skipped,
-            cache,
-        },
-    ))
-}
-
-/// A signed body that does not parse is kept (with its sha256) and answered with 400.
-async fn dead_letter(
-    state: &EventsState,
-    body: &[u8],
-    err: &PayloadError,
-    now_secs: i64,
-    until: Instant,
-) -> ApiError {
-    let sha = hex::encode(Sha256::digest(body));
-    let kept = tokio::time::timeout_at(
-        until.into(),
-        state
-            .stores
-            .archive
-            .dead_letter(body, &err.to_string(), now_secs),
-    )
-    .await
-    .unwrap_or(Err(ArchiveError::Timeout));
-    match kept {
-        Ok(_) => {
-            tracing::warn!(sha256 = %sha, bytes = body.len(), reason = %err, "unparseable webhook kept as dead letter")
-        }
-        Err(store_err) => {
-            tracing::error!(sha256 = %sha, bytes = body.len(), reason = %err, error = %store_err, "unparseable webhook could not be kept")
-        }
+        Fate::TooLarge(items) => Err(ApiError::payload_too_large(
+            "batch_too_large",
+            format!(
+                "Batch holds {items} items; at most {} are accepted",
+                webhook::MAX_BATCH_ITEMS
+            ),
+        )),
+        // Kept (or, if even that failed, logged with its sha256): Ably's retry would
+        // not parse any better.
+        Fate::DeadLetter(err) | Fate::Unkept(err) => Err(ApiError::bad_request(
+            "invalid_payload",
+            format!("Webhook {err}"),
+        )),
+        Fate::Failed(reason) => Err(ApiError::unavailable(
+            "storage_unavailable",
+            "Events could not be stored; redeliver the batch",
+        )
+        .retry_after(1)
+        .caused_by(anyhow::anyhow!(
+            "dynamodb mirror of {} events failed ({reason}); asking Ably to redeliver",
+            tally.received
+        ))),
     }
-    ApiError::bad_request("invalid_payload", format!("Webhook {err}"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,173 @@
+//! The one mirror behind every delivery path: webhook, direct invoke, SQS and Kinesis
+//! hand it parsed deliveries, and it stores them all at once (one cache round trip, one
+//! set of DynamoDB batch writes, the dead letters beside them), then says what became of
+//! each delivery.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::ably::webhook::{PayloadError, WebhookBatch};
+use crate::events::ChatEvent;
+use crate::handlers::ably_events::{EventsState, Receipt, Tally};
+use crate::platform::clock;
+use crate::storage::archive::ArchiveError;
+use crate::storage::RedisError;
+
+/// One delivery: its raw bytes (kept as a dead letter if they do not parse) and what the
+/// parser made of them.
+pub struct Parcel<'a> {
+    pub body: &'a [u8],
+    pub parsed: Result<WebhookBatch, PayloadError>,
+}
+
+/// What became of one delivery.
+#[derive(Debug)]
+pub enum Fate {
+    /// Every event is in DynamoDB (the cache may have failed; it is rebuilt on read).
+    Stored(Receipt),
+    /// More items than Ably ever sends in a batch.
+    TooLarge(usize),
+    /// It did not parse, and is kept in DynamoDB under `_dead_letter`.
+    DeadLetter(PayloadError),
+    /// It did not parse, and could not be kept either (logged with its sha256).
+    Unkept(PayloadError),
+    /// Not everything was stored: the delivery must come again. Every write is keyed by
+    /// the event, so the redelivery overwrites instead of duplicating.
+    Failed(String),
+}
+
+impl Fate {
+    /// Whether the delivery can be let go (stored or kept), not delivered again.
+    pub fn settled(&self) -> bool {
+        !matches!(self, Fate::Failed(_) | Fate::Unkept(_))
+    }
+}
+
+/// Stores `parcels` in both stores and the dead letters, within `until`; one [`Fate`]
+/// per parcel, in order. `tally` counts the invocation's metrics.
+pub async fn mirror(
+    state: &EventsState,
+    parcels: Vec<Parcel<'_>>,
+    until: Instant,
+    tally: &mut Tally,
+) -> Vec<Fate> {
+    let now_ms = clock::now_ms();
+    let now_secs = now_ms.div_euclid(1000);
+    let mut fates: Vec<Option<Fate>> = Vec::with_capacity(parcels.len());
+    let mut events: Vec<ChatEvent> = Vec::new();
+    let mut lifecycle = 0;
+    // Per stored parcel: its index, its events' range, lifecycle items and skipped reasons.
+    let mut stored: Vec<(usize, Range<usize>, usize, Vec<String>)> = Vec::new();
+    let mut dead: Vec<(usize, &[u8], PayloadError)> = Vec::new();
+    for (index, parcel) in parcels.into_iter().enumerate() {
+        fates.push(None);
+        match parcel.parsed {
+            Ok(mut batch) => {
+                // An event DynamoDB cannot hold would fail every redelivery; one past its
+                // retention would come back from the dead.
+                state.stores.archive.skip_unarchivable(&mut batch, now_secs);
+                let start = events.len();
+                events.append(&mut batch.events);
+                lifecycle += batch.lifecycle;
+                stored.push((index, start..events.len(), batch.lifecycle, batch.skipped));
+            }
+            Err(PayloadError::TooLarge(items)) => fates[index] = Some(Fate::TooLarge(items)),
+            Err(err) => dead.push((index, parcel.body, err)),
+        }
+    }
+    tally.received += events.len();
+    tally.untrusted += events.iter().filter(|e| !e.trusted).count();
+    tally.skipped += stored.iter().map(|s| s.3.len()).sum::<usize>();
+
+    let groups: Vec<Range<usize>> = stored.iter().map(|s| s.1.clone()).collect();
+    let (cached, archived, kept) = tokio::join!(
+        tokio::time::timeout_at(
+            until.into(),
+            state.stores.cache.mirror(&events, lifecycle, now_ms),
+        ),
+        state
+            .stores
+            .archive
+            .put_groups(&events, &groups, now_secs, until),
+        futures::future::join_all(
+            dead.iter()
+                .map(|(_, body, err)| keep_dead_letter(state, body, err, now_secs, until)),
+        ),
+    );
+    let cache = match cached.unwrap_or_else(|_| Err(RedisError::Unavailable("timed out".into()))) {
+        Ok(outcome) => {
+            tally.duplicates += outcome.duplicates;
+            None
+        }
+        Err(err) => {
+            tally.redis_failed = true;
+            tracing::warn!(error = %err, events = events.len(), "redis mirror failed; dynamodb is the record");
+            Some("unavailable")
+        }
+    };
+    if let Some(err) = &archived.error {
+        tally.dynamodb_failed = true;
+        tracing::warn!(error = %err, events = events.len(), "dynamodb did not take every event");
+    }
+    for ((index, range, items, skipped), failed) in stored.into_iter().zip(&archived.failed_groups)
+    {
+        fates[index] = Some(if *failed {
+            Fate::Failed(describe(archived.error.as_ref()))
+        } else {
+            tally.stored += range.len();
+            Fate::Stored(Receipt {
+                received: range.len(),
+                stored: range.len(),
+                duplicates: 0,
+                lifecycle: items,
+                skipped,
+                cache,
+            })
+        });
+    }
+    for ((index, _, err), kept) in dead.into_iter().zip(kept) {
+        fates[index] = Some(match kept {
+            Ok(()) => Fate::DeadLetter(err),
+            Err(_) => Fate::Unkept(err),
+        });
+    }
+    fates
+        .into_iter()
+        .map(|fate| fate.unwrap_or_else(|| Fate::Failed("not processed".into())))
+        .collect()
+}
+
+fn describe(error: Option<&ArchiveError>) -> String {
+    error.map_or_else(|| "not stored".to_owned(), |e| e.to_string())
+}
+
+/// A delivery that does not parse is kept (with its sha256), so nothing is lost.
+async fn keep_dead_letter(
+    state: &EventsState,
+    body: &[u8],
+    err: &PayloadError,
+    now_secs: i64,
+    until: Instant,
+) -> Result<(), ArchiveError> {
+    let sha = hex::encode(Sha256::digest(body));
+    let kept = tokio::time::timeout_at(
+        until.into(),
+        state
+            .stores
+            .archive
+            .dead_letter(body, &err.to_string(), now_secs),
+    )
+    .await
+    .unwrap_or(Err(ArchiveError::Timeout));
+    match &kept {
+        Ok(_) => {
+            tracing::warn!(sha256 = %sha, bytes = body.len(), reason = %err, "unparseable delivery kept as dead letter")
+        }
+        Err(store_err) => {
+            tracing::error!(sha256 = %sha, bytes = body.len(), reason = %err, error = %store_err, "unparseable delivery could not be kept")
+        }
+    }
+    kept.map(|_| ())
+}
