@@ -31,8 +31,17 @@ fn json_string_bytes(s: &str) -> usize {
     s.len() + escapes + 3
 }
 
-fn request_bytes(call: &ScriptCall) -> usize {
-    request_bytes_from(call, (0, 0))
+/// [`request_bytes_from`], or (not `exact`) a bound on it that reads only lengths: each
+/// byte escaped as `\u00XX`.
+fn measure(call: &ScriptCall, from: (usize, usize), exact: bool) -> usize {
+    if exact {
+        return request_bytes_from(call, from);
+    }
+    call.keys[from.0..]
+        .iter()
+        .chain(&call.args[from.1..])
+        .map(|s| s.len() * 6 + 3)
+        .sum()
 }
 
 /// The request bytes of `call`'s keys and arguments from the given positions on.
@@ -120,12 +129,20 @@ impl EventCache {
         let per_call = order.len().min(max_events);
         let mut calls = Vec::with_capacity(1);
         let mut call = self.mirror_header(per_call, lifecycle, now_ms);
-        let mut bytes = request_bytes(&call);
+        // Bytes are counted from a cheap bound (every byte escaped) until the bound could
+        // pass `max_bytes`; from then on, exactly. A typical batch is never scanned.
+        let mut exact = false;
+        let mut bytes = measure(&call, (0, 0), exact);
         let mut count = 0;
         for event in order {
             let mark = (call.keys.len(), call.args.len());
             self.push_event(&mut call, event);
-            let added = request_bytes_from(&call, mark);
+            let mut added = measure(&call, mark, exact);
+            if !exact && bytes.saturating_add(added) > max_bytes {
+                exact = true;
+                added = measure(&call, mark, exact);
+                bytes = measure(&call, (0, 0), exact) - added;
+            }
             if count > 0 && (count == max_events || bytes.saturating_add(added) > max_bytes) {
                 let moved_keys = call.keys.split_off(mark.0);
                 let moved_args = call.args.split_off(mark.1);
@@ -135,7 +152,7 @@ impl EventCache {
                 ));
                 call.keys.extend(moved_keys);
                 call.args.extend(moved_args);
-                bytes = request_bytes(&call);
+                bytes = measure(&call, (0, 0), exact);
                 count = 1;
             } else {
                 bytes += added;
@@ -499,7 +516,7 @@ mod tests {
                 let count = (call.keys.len() - 4) / 2;
                 assert!((1..=max_events).contains(&count));
                 assert_eq!(call.args.len(), 8 + stride * count);
-                assert!(count == 1 || request_bytes(call) <= max_bytes);
+                assert!(count == 1 || measure(call, (0, 0), true) <= max_bytes);
                 assert_eq!(call.keys[..4], whole.keys[..4]);
                 // The lifecycle count goes with the first call only.
                 assert_eq!(call.args[6], if n == 0 { "3" } else { "0" });
