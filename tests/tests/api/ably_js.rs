@@ -4,10 +4,8 @@
 //! REST API that verifies the credential the way Ably does.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chat_core::handlers::token::{handle, TokenState};
@@ -18,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::helpers::{api_request, bearer, stack_var, token_state};
+use crate::helpers::{api_request, bearer, node_dir, run_node, stack_var, token_state};
 
 const OPS: &str = r#"["history","presence","publish","subscribe"]"#;
 
@@ -87,10 +85,6 @@ async fn as_lambda(
     out
 }
 
-fn node_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/node"))
-}
-
 struct Run {
     bearer: String,
     client_id: &'static str,
@@ -122,23 +116,7 @@ async fn run_ably_js(run: Run) -> String {
         .env("CHANNEL", run.channel)
         .env("FORMAT", run.format)
         .env("AUTH_PARAMS", run.auth_params);
-    // The script needs the server, which runs on this test's runtime: wait off-thread.
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::task::spawn_blocking(move || command.output()),
-    )
-    .await
-    .expect("node finished within 60 s")
-    .unwrap()
-    .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "node exited with {}:\nstdout: {stdout}\nstderr: {stderr}",
-        output.status
-    );
-    stdout
+    run_node(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

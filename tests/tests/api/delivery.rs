@@ -3,10 +3,6 @@
 //! (non-enveloped, MessagePack, full batches), direct invoke, SQS and Kinesis, over the
 //! real local stack.
 
-use std::sync::Arc;
-
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use base64::Engine;
 use chat_core::ably::webhook::signature::sign;
 use chat_core::handlers::ably_events::{invoke, EventsState};
@@ -14,7 +10,9 @@ use lambda_http::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::helpers::{closed_port, counting_redis, redis, s, unique, Harness, KEY_NAME, SECRET};
+use crate::helpers::{
+    closed_port, counting_redis, redis, refusing_dynamo, s, unique, Harness, KEY_NAME, SECRET,
+};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -118,37 +116,6 @@ async fn cached_ids(h: &Harness, conv: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-/// A DynamoDB client whose requests fail when their body names `poison`, as DynamoDB
-/// refuses a request it cannot take.
-fn refusing_dynamo(poison: &str) -> aws_sdk_dynamodb::Client {
-    crate::helpers::stack_var("AWS_ENDPOINT_URL_DYNAMODB");
-    let config = chat_core::storage::dynamo::config_builder()
-        .interceptor(Refuse(Arc::from(poison)))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-#[derive(Debug)]
-struct Refuse(Arc<str>);
-
-impl Intercept for Refuse {
-    fn name(&self) -> &'static str {
-        "Refuse"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let body = context.request().body().bytes().unwrap_or_default();
-        if String::from_utf8_lossy(body).contains(&*self.0) {
-            return Err(format!("refused: the request names {}", self.0).into());
-        }
-        Ok(())
-    }
 }
 
 /// A DynamoDB client for an endpoint where nothing listens.
@@ -360,7 +327,7 @@ async fn a_direct_invoke_is_mirrored_and_a_store_failure_is_an_error() {
 async fn an_sqs_batch_reports_exactly_the_records_not_stored() {
     let conv = unique("sqs");
     let poison = unique("poison");
-    let h = Harness::build(&[], None, Some(refusing_dynamo(&poison))).await;
+    let h = Harness::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
     let good = enveloped(&conv, &["q1:0", "q1:1"], 1796083200000).to_string();
     let bad = enveloped(&poison, &["q3:0"], 1796083200010).to_string();
     let event = sqs_event(vec![
@@ -452,7 +419,7 @@ async fn the_same_events_by_webhook_then_by_sqs_are_stored_once() {
 async fn a_kinesis_batch_resumes_at_the_first_record_not_stored() {
     let conv = unique("kin");
     let poison = unique("kpoison");
-    let h = Harness::build(&[], None, Some(refusing_dynamo(&poison))).await;
+    let h = Harness::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
     let json_record = enveloped(&conv, &["k1:0"], 1796083200000)
         .to_string()
         .into_bytes();

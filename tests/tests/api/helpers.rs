@@ -311,6 +311,72 @@ impl aws_sdk_dynamodb::config::Intercept for CountRequests {
     }
 }
 
+/// A DynamoDB client that refuses, `times` times each, the requests naming one of `ids`
+/// (as DynamoDB refuses a request it cannot take); everything else goes through.
+pub fn refusing_dynamo(ids: &[&str], times: usize) -> aws_sdk_dynamodb::Client {
+    stack_var("AWS_ENDPOINT_URL_DYNAMODB");
+    // The id closed by its quote: `run:15:0` never matches inside `run:150:0`.
+    let left = ids.iter().map(|id| (format!("{id}\""), times)).collect();
+    let config = chat_core::storage::dynamo::config_builder()
+        .interceptor(RefuseNaming(std::sync::Arc::new(std::sync::Mutex::new(
+            left,
+        ))))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+#[derive(Debug)]
+struct RefuseNaming(std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for RefuseNaming {
+    fn name(&self) -> &'static str {
+        "RefuseNaming"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        let body = String::from_utf8_lossy(body);
+        let mut left = self.0.lock().unwrap();
+        for (id, times) in left.iter_mut() {
+            if *times > 0 && body.contains(id.as_str()) {
+                *times -= 1;
+                return Err(format!("refused: the request names {id}").into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `tests/node`, where the Node.js clients and their `node_modules` live.
+pub fn node_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/node"))
+}
+
+/// Runs a Node.js script to its end (off the test's runtime, which serves what it calls)
+/// and returns its stdout; a non-zero exit fails the test with both outputs.
+pub async fn run_node(mut command: std::process::Command) -> String {
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || command.output()),
+    )
+    .await
+    .expect("node finished within 60 s")
+    .unwrap()
+    .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "node exited with {}:\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    stdout
+}
+
 // --- the ably-events function: a fresh table and prefix, signed deliveries ---------------
 
 /// Ably's documented signing vector key (shared/reference).

@@ -3,14 +3,12 @@
 //! with redeliveries, refusals delivered again, then the stores judged on what they hold.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use chat_core::handlers::ably_events::{EventsConfig, EventsState};
 use dev_tools::webhook_load::{self, Load, LoadPlan, Signer, Source};
 
-use crate::helpers::{dynamo, env_with, fresh_table, redis, stack_var, unique};
+use crate::helpers::{dynamo, env_with, fresh_table, redis, refusing_dynamo, unique};
 
 fn signer() -> Signer {
     Signer {
@@ -53,44 +51,6 @@ fn listable(load: &Load, limit: usize) -> usize {
         }
     }
     per_conversation.values().map(|n| (*n).min(limit)).sum()
-}
-
-/// A DynamoDB client that refuses, `times` times each, the requests naming one of `ids`
-/// (as DynamoDB refuses a request it cannot take); everything else goes through.
-fn refusing_dynamo(ids: &[&str], times: usize) -> aws_sdk_dynamodb::Client {
-    stack_var("AWS_ENDPOINT_URL_DYNAMODB");
-    // The id closed by its quote: `run:15:0` never matches inside `run:150:0`.
-    let left = ids.iter().map(|id| (format!("{id}\""), times)).collect();
-    let config = chat_core::storage::dynamo::config_builder()
-        .interceptor(RefuseNaming(Arc::new(Mutex::new(left))))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-#[derive(Debug)]
-struct RefuseNaming(Arc<Mutex<HashMap<String, usize>>>);
-
-impl Intercept for RefuseNaming {
-    fn name(&self) -> &'static str {
-        "RefuseNaming"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let body = context.request().body().bytes().unwrap_or_default();
-        let body = String::from_utf8_lossy(body);
-        let mut left = self.0.lock().unwrap();
-        for (id, times) in left.iter_mut() {
-            if *times > 0 && body.contains(id.as_str()) {
-                *times -= 1;
-                return Err(format!("refused: the request names {id}").into());
-            }
-        }
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,16 +3,10 @@
 //! if the proxy answered anything the real Upstash would not, the client would read it
 //! wrongly or reject it, and the script's checks would fail.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use crate::helpers::{counting_redis_url, stack_var, unique};
-
-fn node_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/node"))
-}
+use crate::helpers::{counting_redis_url, node_dir, run_node, stack_var, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_upstash_client_works_against_the_proxy() {
@@ -29,22 +23,7 @@ async fn official_upstash_client_works_against_the_proxy() {
         .env("UPSTASH_URL", &url)
         .env("UPSTASH_TOKEN", stack_var("UPSTASH_REDIS_REST_TOKEN"))
         .env("KEY_PREFIX", unique("upstash-js"));
-    // The script needs the proxy, which runs on this test's runtime: wait off-thread.
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::task::spawn_blocking(move || command.output()),
-    )
-    .await
-    .expect("node finished within 60 s")
-    .unwrap()
-    .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "node exited with {}:\nstdout: {stdout}\nstderr: {stderr}",
-        output.status
-    );
+    let stdout = run_node(command).await;
     assert!(stdout.contains("UPSTASH-JS OK"), "{stdout}");
     assert!(
         requests.load(Ordering::SeqCst) > 0,

@@ -65,6 +65,17 @@ mod tests {
         };
     }
 
+    /// Ably's documented example bodies, one per shape.
+    fn documented_bodies() -> Vec<Vec<u8>> {
+        vec![
+            fixture!("batched-message.json").to_vec(),
+            fixture!("batched-presence.json").to_vec(),
+            fixture!("batched-lifecycle.json").to_vec(),
+            fixture!("enveloped-message.json").to_vec(),
+            fixture!("enveloped-presence.json").to_vec(),
+        ]
+    }
+
     #[test]
     fn batched_message() {
         let batch = parse(fixture!("batched-message.json")).unwrap();
@@ -138,18 +149,14 @@ mod tests {
 
     #[test]
     fn the_fast_and_lenient_parsers_agree() {
-        let bodies: Vec<Vec<u8>> = vec![
-            fixture!("batched-message.json").to_vec(),
-            fixture!("batched-presence.json").to_vec(),
-            fixture!("batched-lifecycle.json").to_vec(),
-            fixture!("enveloped-message.json").to_vec(),
-            fixture!("enveloped-presence.json").to_vec(),
+        let mut bodies = documented_bodies();
+        bodies.extend([
             json!({"items": [{"name": "n", "channel": "conversation:a", "data": {"x": [1, 2]}, "timestamp": 5, "clientId": "c"}]}).to_string().into_bytes(),
             json!({"items": [{"data": {"channelId": "conversation:b", "messages": [
                 {"id": "1", "timestamp": 7, "name": "m", "data": "eyJhIjoxfQ==", "encoding": "json/base64"},
                 {"timestamp": 8, "data": null}
             ], "presence": [{"clientId": "p", "action": 2, "timestamp": 9}]}, "timestamp": 6}]}).to_string().into_bytes(),
-        ];
+        ]);
         for body in bodies {
             let fast = fast::parse(&body).expect("fast path applies").unwrap();
             assert_eq!(
@@ -169,17 +176,13 @@ mod tests {
     /// the twin from the JSON tree, independently of the `rmpv` reader.
     #[test]
     fn msgpack_twins_give_the_same_events() {
-        let bodies: Vec<Vec<u8>> = vec![
-            fixture!("batched-message.json").to_vec(),
-            fixture!("batched-presence.json").to_vec(),
-            fixture!("batched-lifecycle.json").to_vec(),
-            fixture!("enveloped-message.json").to_vec(),
-            fixture!("enveloped-presence.json").to_vec(),
+        let mut bodies = documented_bodies();
+        bodies.extend([
             json!({"items": [{"data": {"channelId": "conversation:b", "messages": [
                 {"id": "1", "clientId": "customer:u", "timestamp": 7, "name": "message:user", "data": "eyJhIjoxfQ==", "encoding": "json/base64"},
                 {"timestamp": 8, "data": {"nested": [1, 2.5, null, true]}}
             ]}, "timestamp": 6}]}).to_string().into_bytes(),
-        ];
+        ]);
         for body in bodies {
             let value: Value = serde_json::from_slice(&body).unwrap();
             let packed = rmp_serde::to_vec_named(&value).unwrap();
