@@ -55,7 +55,6 @@ macro_rules! functions {
 functions!(
     token::TokenState,
     publish::PublishState,
-    ably_events::EventsState,
     stats::StatsState,
     resume::ResumeState,
 );
