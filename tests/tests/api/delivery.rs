@@ -498,6 +498,8 @@ async fn records_from_another_source_are_an_error() {
     let event = json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]});
     let err = call(&h.state, &event).await.unwrap_err();
     assert!(err.contains("aws:s3"), "{err}");
+    let empty = call(&h.state, &json!({"Records": []})).await.unwrap();
+    assert_eq!(empty, json!({"batchItemFailures": []}));
     h.assert_nothing_written().await;
 }
 

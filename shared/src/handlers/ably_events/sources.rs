@@ -94,6 +94,14 @@ pub async fn invoke(
         (Some(p), Some(other)) if p.records.is_some() => {
             Err(format!("records from {other} are not Ably events").into())
         }
+        // No records at all: nothing to store, and nothing to report.
+        (
+            Some(Probe {
+                records: Some(records),
+                ..
+            }),
+            None,
+        ) if records.is_empty() => Ok(json!({ "batchItemFailures": [] })),
         _ => direct(state, raw.as_bytes(), &context).await,
     }
 }
