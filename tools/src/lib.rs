@@ -2,10 +2,12 @@
 //! server in front of a real `redis-server`, so the production Redis client is exercised
 //! over the same protocol it uses against Upstash. [`webhook_load`] is the load generator
 //! for the `ably-events` handler (`scripts/load`); [`coldstart`] measures the release
-//! binaries' cold starts against a local Lambda Runtime API stand-in (`scripts/coldstart`).
+//! binaries' cold starts against a local Lambda Runtime API stand-in (`scripts/coldstart`);
+//! [`cost`] runs them warm and cold and prices what they use (`scripts/cost`).
 //! [`table`] creates the chat events table for the local stack and the tests.
 
 pub mod coldstart;
+pub mod cost;
 pub mod resp;
 pub mod table;
 pub mod upstash_proxy;
