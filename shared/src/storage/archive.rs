@@ -219,6 +219,14 @@ impl EventArchive {
             .buffer_unordered(DYNAMO_CONCURRENCY)
             .collect()
             .await;
+        if first.iter().all(Result::is_ok) {
+            return ArchiveReport {
+                written,
+                failed_groups: vec![false; groups.len()],
+                error: None,
+            };
+        }
+        // Only a failure needs to know which delivery each item came from.
         let group_of = group_index(events, groups);
         let mut retry = Vec::new();
         let mut failed: Vec<Unwritten> = Vec::new();
