@@ -69,7 +69,12 @@ pub async fn mirror(
                 // retention would come back from the dead.
                 state.stores.archive.skip_unarchivable(&mut batch, now_secs);
                 let start = events.len();
-                events.append(&mut batch.events);
+                if events.is_empty() {
+                    // The usual single delivery: its events, moved as they are.
+                    events = std::mem::take(&mut batch.events);
+                } else {
+                    events.append(&mut batch.events);
+                }
                 lifecycle += batch.lifecycle;
                 stored.push((index, start..events.len(), batch.lifecycle, batch.skipped));
             }
