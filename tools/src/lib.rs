@@ -1,13 +1,15 @@
 //! Local development tools. The main one is [`upstash_proxy`], an Upstash-REST-compatible
 //! server in front of a real `redis-server`, so the production Redis client is exercised
 //! over the same protocol it uses against Upstash. [`webhook_load`] is the load generator
-//! for the `ably-events` handler (`scripts/load`); [`coldstart`] measures the release
-//! binaries' cold starts against a local Lambda Runtime API stand-in (`scripts/coldstart`);
-//! [`cost`] runs them warm and cold and prices what they use (`scripts/cost`).
+//! for the `ably-events` handler (`scripts/load`); [`harness`] runs the release binaries
+//! against a local Lambda Runtime API stand-in, in which [`coldstart`] measures their cold
+//! starts (`scripts/coldstart`) and [`cost`] runs them warm and cold and prices what they
+//! use (`scripts/cost`).
 //! [`table`] creates the chat events table for the local stack and the tests.
 
 pub mod coldstart;
 pub mod cost;
+pub mod harness;
 pub mod resp;
 pub mod table;
 pub mod upstash_proxy;

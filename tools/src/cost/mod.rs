@@ -1,6 +1,7 @@
 //! Cost per million events, measured (`scripts/cost`): the release bootstraps run as
-//! Lambda runs them (`runtime`), one cold invocation and then warm ones per process, with
-//! the stores behind counting forwarders (`meter`); [`price`] turns the billed durations,
+//! Lambda runs them ([`crate::harness::runtime_api`]), one cold invocation and then warm ones
+//! per process, with the stores behind counting forwarders ([`crate::harness::meter`]);
+//! [`price`] turns the billed durations,
 //! the configured memory and the counted requests into dollars per million chat events or
 //! token requests.
 //!
@@ -9,9 +10,7 @@
 //! timed processes that talk to the stores directly, so the forwarders' hop is not in
 //! the durations.
 
-pub mod meter;
 pub mod price;
-pub mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,11 +18,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::coldstart::{app_env, prepare_event, EventSource, Secrets};
-use crate::webhook_load::{self, LoadPlan, SqsMessage};
-use meter::{Counts, Meter};
+use crate::harness::env::app_env;
+use crate::harness::events::{prepare_event, EventSource, Secrets};
+use crate::harness::meter::{Counts, Meter};
+use crate::harness::runtime_api::{run_process, Expect, ProcessPlan, ProcessSample};
+use crate::webhook_load::{self, LoadPlan};
 use price::PerInvocation;
-use runtime::{Expect, ProcessPlan, ProcessSample};
 
 /// API Gateway HTTP APIs meter requests in 512 KB increments.
 const API_GATEWAY_INCREMENT: usize = 512 * 1024;
@@ -116,32 +116,15 @@ impl Scenario {
                     .into_iter()
                     .next()
                     .context("no SQS batch")?;
-                let records: Vec<Value> = batch.messages.iter().map(sqs_record).collect();
+                let records: Vec<Value> = batch
+                    .messages
+                    .iter()
+                    .map(|message| webhook_load::sqs_record(message, 1))
+                    .collect();
                 Ok(json!({ "Records": records }))
             }
         }
     }
-}
-
-/// One SQS message as the event source mapping hands it to Lambda, on its first receive.
-fn sqs_record(message: &SqsMessage) -> Value {
-    use md5::Digest as _;
-    json!({
-        "messageId": message.message_id,
-        "receiptHandle": format!("AQEB{}", message.message_id.replace('-', "")),
-        "body": message.body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": message.sent_ms.to_string(),
-            "SenderId": "AROAEXAMPLEABLYROLE01:ably-integration",
-            "ApproximateFirstReceiveTimestamp": (message.sent_ms + 1).to_string(),
-        },
-        "messageAttributes": {},
-        "md5OfBody": hex::encode(md5::Md5::digest(message.body.as_bytes())),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:chat-AblyEventsQueue-COST",
-        "awsRegion": "us-east-1",
-    })
 }
 
 /// API Gateway and SQS requests one invocation with `event` costs: an API Gateway event
@@ -288,9 +271,6 @@ pub async fn measure(
     setup: &Setup<'_>,
 ) -> anyhow::Result<Measured> {
     let bootstrap = setup.bin_dir.join(&scenario.function).join("bootstrap");
-    // Absolute: the process starts in the bootstrap's folder, as in LAMBDA_TASK_ROOT.
-    let bootstrap =
-        std::fs::canonicalize(&bootstrap).with_context(|| format!("{}", bootstrap.display()))?;
     let memory = memory_mb.to_string();
     let mut processes = Vec::with_capacity(setup.runs);
     let mut counted = Vec::new();
@@ -326,13 +306,14 @@ pub async fn measure(
             ("RATE_LIMIT_TOKEN_MAX", NO_RATE_LIMIT),
             ("RATE_LIMIT_PUBLISH_MAX", NO_RATE_LIMIT),
         ]);
-        let sample = runtime::run_process(ProcessPlan {
+        let sample = run_process(ProcessPlan {
             bootstrap: &bootstrap,
             function: &scenario.function,
             events,
             expect: scenario.expect(),
             app_env: app,
             log: setup.log,
+            log_responses: false,
             meter: metered.then(|| Arc::clone(&setup.meter)),
         })
         .await
@@ -428,13 +409,7 @@ pub fn mean(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn secrets() -> Secrets {
-        Secrets {
-            jwt_secret: "test-jwt-secret-0123456789abcdef-0123".into(),
-            ably_api_key: "app.key:webhook-secret".into(),
-        }
-    }
+    use crate::harness::events::test_secrets;
 
     #[test]
     fn memory_comes_from_the_function_or_the_globals() {
@@ -458,7 +433,7 @@ mod tests {
             },
             unit: Unit::ChatEvent,
         };
-        let event = scenario.event(&secrets(), "r1").unwrap();
+        let event = scenario.event(&test_secrets(), "r1").unwrap();
         let records = event["Records"].as_array().unwrap();
         assert_eq!(records.len(), 10);
         let body: Value = serde_json::from_str(records[0]["body"].as_str().unwrap()).unwrap();

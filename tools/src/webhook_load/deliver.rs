@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_core::ably::webhook::signature::sign;
 use chat_core::handlers::ably_events::{handle, invoke, EventsState};
 use lambda_http::{Context, LambdaEvent, RequestExt};
 use md5::Digest;
@@ -398,7 +397,7 @@ fn lambda_context(request_id: String) -> Context {
 }
 
 /// One SQS message as the event source mapping hands it to Lambda, on its `receive`th receive.
-fn sqs_record(message: &SqsMessage, receive: usize) -> Value {
+pub fn sqs_record(message: &SqsMessage, receive: usize) -> Value {
     let now_ms = chrono::Utc::now().timestamp_millis();
     json!({
         "messageId": message.message_id,
@@ -421,26 +420,7 @@ fn sqs_record(message: &SqsMessage, receive: usize) -> Value {
 /// The API Gateway HTTP API (v2) event Ably's POST becomes, as the Lambda runtime
 /// deserialises it.
 fn api_gateway_request(signer: &Signer, body: &[u8]) -> lambda_http::Request {
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "POST /api/ably/events",
-        "rawPath": "/api/ably/events",
-        "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "x-ably-key": signer.key_name,
-            "x-ably-signature": sign(&signer.secret, body),
-        },
-        "requestContext": {
-            "accountId": "000000000000", "apiId": "load", "domainName": "localhost",
-            "domainPrefix": "localhost", "requestId": "load", "routeKey": "POST /api/ably/events",
-            "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
-            "http": {"method": "POST", "path": "/api/ably/events", "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "webhook-load"}
-        },
-        "body": String::from_utf8_lossy(body),
-        "isBase64Encoded": false
-    });
+    let event = signer.api_gateway_event(String::from_utf8_lossy(body).into_owned());
     lambda_http::request::from_str(&event.to_string())
         .unwrap_or_else(|e| panic!("the load generator built an invalid API Gateway event: {e}"))
 }

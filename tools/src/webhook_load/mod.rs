@@ -13,7 +13,10 @@ mod verify;
 
 use std::fmt;
 
-pub use deliver::{deliver, Percentiles, RunStats};
+use chat_core::ably::webhook::signature::sign;
+use serde_json::{json, Value};
+
+pub use deliver::{deliver, sqs_record, Percentiles, RunStats};
 pub use generate::{batches, schedule, sqs_batches};
 pub use verdict::{judge, passed, report, Verdict};
 pub use verify::{clean_up, verify, Verification};
@@ -75,6 +78,66 @@ impl Default for LoadPlan {
 pub struct Signer {
     pub key_name: String,
     pub secret: String,
+}
+
+impl Signer {
+    /// The signer of an Ably API key, `appId.keyId:secret`.
+    pub fn from_api_key(key: &str) -> anyhow::Result<Signer> {
+        let key: chat_core::ably::AblyKey = key
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ABLY_API_KEY is invalid: {e}"))?;
+        Ok(Signer {
+            secret: key.secret.expose().to_owned(),
+            key_name: key.name,
+        })
+    }
+
+    /// The API Gateway HTTP API (v2) event Ably's webhook POST of `body` becomes.
+    pub fn api_gateway_event(&self, body: String) -> Value {
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": "POST /api/ably/events",
+            "rawPath": "/api/ably/events",
+            "rawQueryString": "",
+            "headers": {
+                "content-type": "application/json",
+                "host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+                "user-agent": "Ably-Webhooks",
+                "x-forwarded-proto": "https"
+            },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "a1b2c3d4e5",
+                "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "a1b2c3d4e5",
+                "http": {
+                    "method": "POST",
+                    "path": "/api/ably/events",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "198.51.100.23",
+                    "userAgent": "Ably-Webhooks"
+                },
+                "requestId": "local",
+                "routeKey": "POST /api/ably/events",
+                "stage": "$default",
+                "time": "14/Nov/2023:22:17:20 +0000",
+                "timeEpoch": 1700000240000i64
+            },
+            "isBase64Encoded": false
+        });
+        self.sign_into(&mut event, body);
+        event
+    }
+
+    /// Puts `body` into a webhook event with its `content-length` and Ably signature headers.
+    pub fn sign_into(&self, event: &mut Value, body: String) {
+        let headers = &mut event["headers"];
+        headers["content-length"] = json!(body.len().to_string());
+        headers["x-ably-key"] = json!(self.key_name);
+        headers["x-ably-signature"] = json!(sign(&self.secret, body.as_bytes()));
+        event["body"] = json!(body);
+        event["isBase64Encoded"] = json!(false);
+    }
 }
 
 /// One webhook body and the events in it, as (conversation, id).

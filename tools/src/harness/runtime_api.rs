@@ -1,13 +1,16 @@
 //! One execution environment's life: a release `bootstrap` spawned with the Lambda
-//! environment (`coldstart::lambda_env`) against a local Lambda Runtime API stand-in that
-//! hands it a queue of events, the first one cold, the rest warm, one after the other as
-//! Lambda does when requests keep coming.
+//! environment ([`lambda_env`]) against a local stand-in of the Lambda Runtime API
+//! (`GET /2018-06-01/runtime/invocation/next`, `POST .../{id}/response`, `POST .../{id}/error`,
+//! `POST .../init/error`) that hands it a queue of events, the first one cold, the rest
+//! warm, one after the other as Lambda does when requests keep coming.
 //!
-//! Per invocation it records what Lambda bills: the time from handing the event
-//! (`invocation/next` answered) to the response posted back; per process the init (spawn
-//! to the first `invocation/next`), which Lambda bills with the first invocation, and the
-//! peak RSS (`VmHWM`) once every response is in. With a [`Meter`] it also records what
-//! each invocation asked of the stores.
+//! Per process it records the init (spawn to the first `invocation/next`: everything
+//! `main` does before the runtime loop), which Lambda bills with the first invocation, and,
+//! once every response is in, the peak RSS (`VmHWM`) and the CPU time the threads ran for.
+//! Per invocation it records what Lambda bills, the time from handing the event
+//! (`invocation/next` answered) to the response posted back, and when that response came
+//! after the spawn. With a [`Meter`] it also records what each invocation asked of the
+//! stores. A response that is not what the plan expects fails the process.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -28,8 +31,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::env::lambda_env;
 use super::meter::{Counts, Meter};
-use crate::coldstart::{lambda_env, peak_rss_kib};
+use super::procfs::{cpu_time, peak_rss_kib};
 
 /// The longest one invocation may take (the events function's timeout).
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +54,10 @@ pub struct ProcessPlan<'a> {
     pub events: Vec<Value>,
     pub expect: Expect,
     pub app_env: Vec<(String, String)>,
+    /// Where the function's stdout and stderr go.
     pub log: Option<&'a Path>,
+    /// Also append each response (its first 2 KiB) to `log`, after the function's own lines.
+    pub log_responses: bool,
     pub meter: Option<Arc<Meter>>,
 }
 
@@ -59,6 +66,8 @@ pub struct ProcessPlan<'a> {
 pub struct InvocationSample {
     /// `invocation/next` answered -> response posted.
     pub duration: Duration,
+    /// Process spawn -> response posted.
+    pub since_spawn: Duration,
     /// What the stores were asked for meanwhile (empty without a meter).
     pub counts: Counts,
 }
@@ -70,6 +79,9 @@ pub struct ProcessSample {
     /// In order; the first is the cold one.
     pub invocations: Vec<InvocationSample>,
     pub peak_rss_kib: u64,
+    /// CPU time the process's threads ran for until the last response, where the kernel
+    /// reports it; the rest of the invocations' time is waiting on stores.
+    pub cpu: Option<Duration>,
 }
 
 /// What the Runtime API stand-in saw.
@@ -217,6 +229,9 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
     if total == 0 {
         bail!("a process needs at least one event");
     }
+    // Absolute: the process starts in the bootstrap's folder, as in LAMBDA_TASK_ROOT.
+    let bootstrap = std::fs::canonicalize(plan.bootstrap)
+        .with_context(|| format!("{}", plan.bootstrap.display()))?;
     let queue = plan
         .events
         .iter()
@@ -237,8 +252,7 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
     });
     let server = tokio::spawn(serve_runtime_api(listener, api));
 
-    let task_root = plan
-        .bootstrap
+    let task_root = bootstrap
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
@@ -254,7 +268,7 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
             None => Stdio::null(),
         })
     };
-    let mut command = std::process::Command::new(plan.bootstrap);
+    let mut command = std::process::Command::new(&bootstrap);
     command
         .env_clear()
         .envs(lambda_env(
@@ -271,7 +285,7 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
     let spawned = Instant::now();
     let mut child = command
         .spawn()
-        .with_context(|| format!("spawning {}", plan.bootstrap.display()))?;
+        .with_context(|| format!("spawning {}", bootstrap.display()))?;
     let pid = child.id();
     let mut exit_check = tokio::time::interval(Duration::from_millis(5));
     let deadline = INVOKE_TIMEOUT * (total as u32 + 1);
@@ -293,16 +307,27 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
                         let (handed_at, before) = handed
                             .remove(&request_id)
                             .with_context(|| format!("a response for {request_id}, never handed out"))?;
+                        // Read before anything else: the process has just answered the
+                        // last event and waits for the next.
+                        let last = invocations.len() + 1 == total;
+                        let usage = if last {
+                            Some((peak_rss_kib(pid)?, cpu_time(pid)))
+                        } else {
+                            None
+                        };
+                        if let (Some(path), true) = (plan.log, plan.log_responses) {
+                            append_response(path, &body);
+                        }
                         check(&body, plan.expect)
                             .with_context(|| format!("invocation {}", invocations.len()))?;
                         invocations.push(InvocationSample {
                             duration: at - handed_at,
+                            since_spawn: at - spawned,
                             counts: counts.since(&before),
                         });
-                        if invocations.len() == total {
-                            let peak_rss_kib = peak_rss_kib(pid)?;
+                        if let Some((peak_rss_kib, cpu)) = usage {
                             let init = init.context("a response before any invocation/next")?;
-                            return Ok(ProcessSample { init, invocations, peak_rss_kib });
+                            return Ok(ProcessSample { init, invocations, peak_rss_kib, cpu });
                         }
                     }
                     Some(Seen::Error(what)) => bail!("the function reported an error: {what}"),
@@ -323,6 +348,15 @@ pub async fn run_process(plan: ProcessPlan<'_>) -> anyhow::Result<ProcessSample>
     match outcome {
         Ok(result) => result,
         Err(_) => bail!("{total} invocations took longer than {deadline:?}"),
+    }
+}
+
+/// Appends the function's answer (its first 2 KiB) to the log, after the function's own lines.
+fn append_response(path: &Path, body: &[u8]) {
+    use std::io::Write as _;
+    if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(path) {
+        let shown = &body[..body.len().min(2048)];
+        let _ = writeln!(file, "[response] {}", String::from_utf8_lossy(shown));
     }
 }
 
@@ -355,43 +389,46 @@ fn check(body: &[u8], expect: Expect) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `bootstrap` in shell that takes events from the stand-in with curl until none is
+/// left, keeps the last one in `event.json` of its working directory and answers each with
+/// `answer`.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A `bootstrap` in shell that takes events from the stand-in with curl until none is
-    /// left, answering each with `answer`.
-    fn fake_bootstrap(dir: &Path, answer: &str) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir).unwrap();
-        let script = dir.join("bootstrap");
-        std::fs::write(
-            &script,
-            format!(
-                r#"#!/bin/sh
+pub(crate) fn fake_bootstrap(dir: &Path, answer: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.join("bootstrap");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
 api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
 while true; do
   id=$(curl -sS -D - -o event.json "$api/invocation/next" | tr -d '\r' | sed -n 's/^lambda-runtime-aws-request-id: *//Ip')
   curl -sS -o /dev/null -X POST -d '{answer}' "$api/invocation/$id/response"
 done
 "#
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        script
-    }
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[tokio::test]
     async fn every_event_is_handed_out_once_and_timed() {
-        let dir = std::env::temp_dir().join(format!("cost-runtime-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("runtime-api-{}", std::process::id()));
         let plan = |bootstrap, expect| ProcessPlan {
             bootstrap,
             function: "fake",
-            events: vec![serde_json::json!({"n": 0}); 3],
+            events: (0..3).map(|n| serde_json::json!({ "n": n })).collect(),
             expect,
             app_env: Vec::new(),
             log: None,
+            log_responses: false,
             meter: Some(Arc::new(Meter::default())),
         };
         let ok = fake_bootstrap(&dir.join("ok"), r#"{"statusCode":200}"#);
@@ -401,8 +438,19 @@ done
         assert!(sample
             .invocations
             .iter()
-            .all(|i| i.duration > Duration::ZERO));
+            .all(|i| i.duration > Duration::ZERO && i.since_spawn > sample.init));
         assert!(sample.peak_rss_kib > 0);
+        let last = std::fs::read_to_string(dir.join("ok/event.json")).unwrap();
+        assert_eq!(last, r#"{"n":2}"#);
+
+        let refused = fake_bootstrap(&dir.join("401"), r#"{"statusCode":401,"body":"no"}"#);
+        let err = run_process(plan(&refused, Expect::Status(200)))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("status 401 instead of 200: no"),
+            "{err:#}"
+        );
 
         let failed = fake_bootstrap(
             &dir.join("sqs"),

@@ -85,9 +85,23 @@ pub enum Store {
     DynamoDb,
 }
 
-/// Forwards every request on `listener` to `upstream` (`http://host:port`), counting into
-/// `meter`, until the task is dropped.
-pub async fn serve(listener: TcpListener, store: Store, upstream: String, meter: Arc<Meter>) {
+/// Starts a counting forwarder in front of `upstream` (`http://host:port`) on a free local
+/// port and answers its URL.
+pub async fn start(store: Store, upstream: &str, meter: &Arc<Meter>) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(serve(
+        listener,
+        store,
+        upstream.trim_end_matches('/').to_owned(),
+        Arc::clone(meter),
+    ));
+    Ok(url)
+}
+
+/// Forwards every request on `listener` to `upstream`, counting into `meter`, until the
+/// task is dropped.
+async fn serve(listener: TcpListener, store: Store, upstream: String, meter: Arc<Meter>) {
     chat_core::platform::telemetry::install_crypto_provider();
     let client = reqwest::Client::new();
     loop {
