@@ -53,6 +53,26 @@ fn listable(load: &Load, limit: usize) -> usize {
     per_conversation.values().map(|n| (*n).min(limit)).sum()
 }
 
+/// Delivers `load` in `order`, reads both stores back and renders the report.
+async fn run(
+    state: &Arc<EventsState>,
+    plan: &LoadPlan,
+    load: &Arc<Load>,
+    order: &[usize],
+) -> (webhook_load::RunStats, webhook_load::Verification, String) {
+    let stats = webhook_load::deliver(
+        Arc::clone(state),
+        &signer(),
+        plan,
+        Arc::clone(load),
+        order.to_vec(),
+    )
+    .await;
+    let verification = webhook_load::verify(state, load).await.expect("read back");
+    let report = webhook_load::report(plan, &stats, &verification);
+    (stats, verification, report)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_load_run_stores_every_event_once_despite_redeliveries() {
     let state = load_state(dynamo().await).await;
@@ -61,18 +81,7 @@ async fn a_small_load_run_stores_every_event_once_despite_redeliveries() {
     let order = webhook_load::schedule(&plan, load.len());
     assert_eq!(load.len(), 40);
     assert!(order.len() > load.len(), "some batches are redelivered");
-    let stats = webhook_load::deliver(
-        Arc::clone(&state),
-        &signer(),
-        &plan,
-        Arc::clone(&load),
-        order.clone(),
-    )
-    .await;
-    let verification = webhook_load::verify(&state, &load)
-        .await
-        .expect("read back");
-    let report = webhook_load::report(&plan, &stats, &verification);
+    let (stats, verification, report) = run(&state, &plan, &load, &order).await;
 
     assert_eq!(stats.deliveries, order.len(), "{report}");
     assert_eq!(stats.redeliveries, order.len() - load.len(), "{report}");
@@ -103,18 +112,7 @@ async fn deliveries_refused_after_their_cache_half_still_pass_on_what_the_stores
         .collect();
     let state = load_state(refusing_dynamo(&poisons, 1)).await;
     let order = webhook_load::schedule(&plan, load.len());
-    let stats = webhook_load::deliver(
-        Arc::clone(&state),
-        &signer(),
-        &plan,
-        Arc::clone(&load),
-        order.clone(),
-    )
-    .await;
-    let verification = webhook_load::verify(&state, &load)
-        .await
-        .expect("read back");
-    let report = webhook_load::report(&plan, &stats, &verification);
+    let (stats, verification, report) = run(&state, &plan, &load, &order).await;
 
     assert_eq!(stats.statuses.get(&503), Some(&2), "{report}");
     assert_eq!(stats.retries, 2, "{report}");
@@ -159,18 +157,7 @@ async fn a_small_sqs_run_redelivers_listed_records_until_every_event_is_stored_o
     let state = load_state(refusing_dynamo(&[&poison], 2)).await;
     let order = webhook_load::schedule(&plan, load.len());
     assert!(order.len() > load.len(), "some invocations are redelivered");
-    let stats = webhook_load::deliver(
-        Arc::clone(&state),
-        &signer(),
-        &plan,
-        Arc::clone(&load),
-        order.clone(),
-    )
-    .await;
-    let verification = webhook_load::verify(&state, &load)
-        .await
-        .expect("read back");
-    let report = webhook_load::report(&plan, &stats, &verification);
+    let (stats, verification, report) = run(&state, &plan, &load, &order).await;
 
     assert_eq!(stats.source, Source::Sqs { records: 5 }, "{report}");
     assert_eq!(stats.redeliveries, order.len() - load.len(), "{report}");
