@@ -3,7 +3,7 @@
 
 The bearer JWTs are minted with the JWT_SECRET of .env.example (HS256, fixed iat/exp so
 the output is byte-for-byte reproducible) and the webhook is signed with the secret of
-its ABLY_API_KEY, exactly as Ably signs a batched webhook: base64(HMAC-SHA256(secret,
+its first ABLY_WEBHOOK_KEYS key (the dedicated webhook key), exactly as Ably signs a batched webhook: base64(HMAC-SHA256(secret,
 body bytes)). Standard library only.
 
     python3 scripts/mint-fixture-jwts.py
@@ -165,7 +165,7 @@ def write(relative, content):
 def main():
     env = dev_env()
     jwt_secret = env["JWT_SECRET"]
-    key_name, key_secret = env["ABLY_API_KEY"].split(":", 1)
+    key_name, key_secret = env["ABLY_WEBHOOK_KEYS"].split(",")[0].strip().split(":", 1)
     origin = env["CORS_ORIGIN"]
 
     customer = mint_jwt(jwt_secret, claims("dev-user", "customer", ["conv-1"]))

@@ -4,7 +4,7 @@
   would sign it: the signature is
   computed over the exact bytes sent (a requests auth callable runs after the body is
   serialised), with the first key of ABLY_WEBHOOK_KEYS, else ABLY_WEBHOOK_SIGNING_KEY,
-  else ABLY_API_KEY (`name:secret`), as the ably-events function picks them.
+  the dedicated keys the ably-events function verifies with (never ABLY_API_KEY).
 - Generated bodies that are not UTF-8 are made UTF-8 (see before_call).
 - `no_undocumented_server_error` replaces schemathesis's `not_a_server_error`: a 5xx is
   a failure unless openapi.yaml documents that status for the operation (the local
@@ -31,10 +31,7 @@ def _webhook_key() -> tuple[str, str]:
     legacy = os.environ.get("ABLY_WEBHOOK_SIGNING_KEY", "").strip()
     if legacy:
         return "", legacy
-    name, sep, secret = os.environ.get("ABLY_API_KEY", "").partition(":")
-    if not sep:
-        raise RuntimeError("ABLY_API_KEY (name:secret) is needed to sign webhook bodies")
-    return name, secret
+    raise RuntimeError("ABLY_WEBHOOK_KEYS (name:secret) is needed to sign webhook bodies")
 
 
 class AblyWebhookSignature(requests.auth.AuthBase):

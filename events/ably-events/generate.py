@@ -16,7 +16,7 @@
 
 The two webhooks are signed like the other samples (scripts/mint-fixture-jwts.py, whose
 helpers this reuses): X-Ably-Key and X-Ably-Signature = base64(HMAC-SHA256(secret, body
-bytes)) with the ABLY_API_KEY of .env.example. The output is byte-for-byte reproducible.
+bytes)) with the first ABLY_WEBHOOK_KEYS key of .env.example. The output is byte-for-byte reproducible.
 """
 
 import base64
@@ -140,7 +140,7 @@ def kinesis_record(seq, data: bytes, arrival):
 def signed_webhook(name, body: bytes, headers, seq, *, binary=False):
     """An API Gateway (HTTP API v2) event of a webhook whose exact body bytes are signed."""
     env = fixtures.dev_env()
-    key_name, key_secret = env["ABLY_API_KEY"].split(":", 1)
+    key_name, key_secret = env["ABLY_WEBHOOK_KEYS"].split(",")[0].strip().split(":", 1)
     all_headers = {
         **headers,
         "x-ably-key": key_name,

@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
             bridge,
         )
     };
-    let EventStores { cache, archive } = stores(false);
+    let EventStores { cache, archive, .. } = stores(false);
 
     let mut group = c.benchmark_group("webhook_in_process");
     for n in [1usize, 100, 1000] {

@@ -27,7 +27,7 @@
 //! `data` fields are the publisher's word; `clientId` and `publisherRole` are Ably's.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::events::event::ChatEvent;
 use crate::identity::Role;
@@ -40,6 +40,8 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
         .strip_prefix("conversation:")
         .filter(|id| !id.is_empty())?;
     let payload = &event.payload;
+    let fields = payload.fields();
+    let given = |name: &str| fields.as_ref().and_then(|f| f.get(name));
     let at = event.occurred_at.as_str();
     let client_id = || event.client_id.as_deref().map_or(Field::Null, Field::Text);
     let json = match event.event_type.as_str() {
@@ -48,9 +50,9 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             "message",
             MessageData {
                 id: &event.id,
-                content: given(payload, "content")
-                    .or_else(|| given(payload, "text"))
-                    .or_else(|| payload.is_string().then_some(payload))
+                content: given("content")
+                    .or_else(|| given("text"))
+                    .or_else(|| payload.is_string().then_some(payload.as_raw()))
                     .map_or(Field::Null, Field::Json),
                 role: if kind == "message:ai" {
                     "assistant"
@@ -58,7 +60,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
                     "user"
                 },
                 timestamp: at,
-                sender: given(payload, "sender").map_or_else(client_id, Field::Json),
+                sender: given("sender").map_or_else(client_id, Field::Json),
             },
             at,
         ),
@@ -66,8 +68,8 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             event,
             "agent_joined",
             AgentJoinedData {
-                agent_id: given(payload, "agentId").map_or_else(client_id, Field::Json),
-                agent_name: given(payload, "agentName").map_or(Field::Null, Field::Json),
+                agent_id: given("agentId").map_or_else(client_id, Field::Json),
+                agent_name: given("agentName").map_or(Field::Null, Field::Json),
                 timestamp: at,
             },
             at,
@@ -76,19 +78,14 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             event,
             "typing",
             TypingData {
-                user_id: given(payload, "userId").map_or_else(client_id, Field::Json),
+                user_id: given("userId").map_or_else(client_id, Field::Json),
                 is_typing: kind == "typing:start",
             },
             at,
         ),
-        other => to_json(event, other, payload, at),
+        other => to_json(event, other, payload.as_raw(), at),
     };
     Some(json)
-}
-
-/// A payload field that is present and not `null`.
-fn given<'a>(payload: &'a Value, name: &str) -> Option<&'a Value> {
-    payload.get(name).filter(|v| !v.is_null())
 }
 
 fn to_json<D: Serialize>(event: &ChatEvent, kind: &str, data: D, timestamp: &str) -> String {
@@ -143,7 +140,7 @@ struct TypingData<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Field<'a> {
-    Json(&'a Value),
+    Json(&'a RawValue),
     Text(&'a str),
     Null,
 }
@@ -151,9 +148,10 @@ enum Field<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn event(name: &str, client_id: Option<&str>, payload: Value) -> ChatEvent {
+        let payload = payload.into();
         ChatEvent {
             id: "m-1".into(),
             history_id: "c1".into(),

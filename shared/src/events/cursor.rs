@@ -98,7 +98,7 @@ mod tests {
             event_type: "message:user".into(),
             client_id: None,
             trusted: true,
-            payload: Value::Null,
+            payload: Value::Null.into(),
             occurred_at: at.into(),
             encoding: None,
         }

@@ -3,7 +3,8 @@
 //! defined here, beside it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::events::payload::Payload;
 
 /// DynamoDB's limits on an archived event: partition keys (the table's and the `by_type`
 /// index's) of 1 to 2048 bytes, sort keys up to 1024 bytes, items up to 400 KB.
@@ -16,9 +17,14 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 const RESERVED_PARTITION_PREFIX: char = '_';
 
 /// A chat event as mirrored to Redis and DynamoDB and served back to clients.
+///
+/// Its JSON opens with `occurred_at`: the cache's scripts read an entry's time from its
+/// first bytes (`storage/scripts/times.lua`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "StoredEvent")]
 pub struct ChatEvent {
+    /// ISO-8601 UTC with milliseconds, e.g. `2026-11-22T03:04:05.678Z`.
+    pub occurred_at: String,
     pub id: String,
     /// The history the event is kept in: the conversation id of a `conversation:{id}`
     /// channel, else the whole channel name (see [`conversation_id`]). It is the DynamoDB
@@ -34,9 +40,7 @@ pub struct ChatEvent {
     /// [`crate::channels::trusts`]). Untrusted events are kept as the record of what
     /// happened, but never counted, bridged or served as history.
     pub trusted: bool,
-    pub payload: Value,
-    /// ISO-8601 UTC with milliseconds, e.g. `2026-11-22T03:04:05.678Z`.
-    pub occurred_at: String,
+    pub payload: Payload,
     /// The part of the message's `encoding` that could not be decoded, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
@@ -52,7 +56,7 @@ struct StoredEvent {
     event_type: String,
     client_id: Option<String>,
     trusted: Option<bool>,
-    payload: Value,
+    payload: Payload,
     occurred_at: String,
     #[serde(default)]
     encoding: Option<String>,
@@ -112,7 +116,7 @@ pub(crate) fn sample(ms: i64, id: &str) -> ChatEvent {
         event_type: "message:user".into(),
         client_id: Some("customer-c".into()),
         trusted: true,
-        payload: serde_json::json!({"text": id}),
+        payload: serde_json::json!({"text": id}).into(),
         occurred_at: crate::events::time::iso_millis(ms).unwrap_or_default(),
         encoding: None,
     }

@@ -4,6 +4,8 @@
 pub mod bridge;
 pub mod cursor;
 pub mod event;
+pub mod payload;
 pub mod time;
 
 pub use event::ChatEvent;
+pub use payload::Payload;

@@ -23,6 +23,9 @@ use crate::storage::item::{event_item, item_event, skip, unstorable};
 pub const DYNAMO_BATCH_SIZE: usize = 25;
 /// Chunks written at once; keeps a 1000-event batch well inside table throughput bursts.
 const DYNAMO_CONCURRENCY: usize = 8;
+/// How far after the function's clock an event may be dated: Ably's clocks and ours differ
+/// by far less; anything later is skipped as `future`.
+pub const MAX_CLOCK_AHEAD_MS: i64 = 5 * 60 * 1000;
 /// Conversation under which signed but unparseable bodies are kept.
 pub const DEAD_LETTER_CONVERSATION: &str = "_dead_letter";
 /// Why the archive could not take everything.
@@ -171,14 +174,19 @@ impl EventArchive {
     }
 
     /// Moves out of `batch` the events that cannot be archived: those DynamoDB could not
-    /// hold, and those already past their retention (`expired`), which storing would bring
-    /// back after they were deleted.
-    pub fn skip_unarchivable(&self, batch: &mut WebhookBatch, now_secs: i64) {
+    /// hold, those already past their retention (`expired`), which storing would bring
+    /// back after they were deleted, and those dated more than [`MAX_CLOCK_AHEAD_MS`]
+    /// after `now_ms` (`future`), which would sort after every later event and so hide
+    /// them from a client following the polling cursor.
+    pub fn skip_unarchivable(&self, batch: &mut WebhookBatch, now_ms: i64) {
+        let now_secs = now_ms.div_euclid(1000);
         skip(batch, |event| {
-            unstorable(event).or_else(|| {
-                self.expires_at(event)
-                    .is_some_and(|expires_at| expires_at <= now_secs)
-                    .then_some("expired")
+            unstorable(event).or_else(|| match millis_of(&event.occurred_at) {
+                Some(ms) if ms > now_ms.saturating_add(MAX_CLOCK_AHEAD_MS) => Some("future"),
+                Some(ms) if ms.div_euclid(1000) + self.retention_secs() <= now_secs => {
+                    Some("expired")
+                }
+                _ => None,
             })
         });
     }
@@ -452,7 +460,7 @@ impl EventArchive {
     }
 }
 
-fn describe_sdk_error<E: std::error::Error + 'static, R>(
+pub(crate) fn describe_sdk_error<E: std::error::Error + 'static, R>(
     err: &aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> String {
     use aws_sdk_dynamodb::error::SdkError;
@@ -484,7 +492,7 @@ mod tests {
         let batch =
             crate::ably::webhook::parse(format!(r#"{{"items":[{body}]}}"#).as_bytes()).unwrap();
         let event = &batch.events[0];
-        assert!(event.payload["a"].is_f64());
+        assert!(event.payload.to_value()["a"].is_f64());
 
         let cached: ChatEvent =
             serde_json::from_str(&serde_json::to_string(event).unwrap()).unwrap();

@@ -1,14 +1,18 @@
-//! The Redis hot cache: each conversation's recent events (newest first, trimmed to
+//! The Redis hot cache: each conversation's recent events (newest pushed first, trimmed to
 //! `REDIS_EVENT_MAX`, a sliding `REDIS_EVENT_TTL_SECONDS`), written for a whole batch in
 //! one `EVAL` that also maintains the analytics and, with the bridge on, publishes.
-
-use serde_json::Value;
+//!
+//! A list is a cache, never the record: it is read as whole only under its [`Proof`],
+//! made from a read of the archive and kept by every push and trim (see
+//! `scripts/refill.lua`), and only in the cache epoch it was made in
+//! ([`crate::storage::epoch`]).
 
 use crate::events::bridge;
 use crate::events::ChatEvent;
 use crate::storage::analytics::{KEY_TTL_SECONDS, MINUTE_MS, SAMPLE_CAP, WINDOW_MS};
 use crate::storage::config::RetentionConfig;
 use crate::storage::keys::Keys;
+use crate::storage::proof::CachedList;
 use crate::storage::ratelimit::{RateLimiter, Usage};
 use crate::storage::redis::{RedisClient, RedisError, MAX_REQUEST_BYTES};
 use crate::storage::scripts;
@@ -180,7 +184,7 @@ impl EventCache {
     fn mirror_header(&self, events: usize, lifecycle: usize, now_ms: i64) -> ScriptCall {
         let keys = &self.keys;
         let mut call = ScriptCall {
-            keys: Vec::with_capacity(4 + 2 * events),
+            keys: Vec::with_capacity(4 + 3 * events),
             args: Vec::with_capacity(8 + 9 * events),
         };
         call.keys.extend([
@@ -206,6 +210,7 @@ impl EventCache {
         let keys = &self.keys;
         call.keys.push(keys.seen(&event.history_id, &event.id));
         call.keys.push(keys.events(&event.history_id));
+        call.keys.push(keys.proof(&event.history_id));
         call.args.push(event.id.clone());
         call.args.push(event.history_id.clone());
         call.args
@@ -260,14 +265,27 @@ impl EventCache {
         Ok(outcome)
     }
 
-    /// Every cached event of a conversation (at most `REDIS_EVENT_MAX`), newest first.
-    pub async fn recent(&self, conversation_id: &str) -> Result<Vec<ChatEvent>, RedisError> {
-        let stop = self.last_index().to_string();
+    /// A conversation's cached events (at most `REDIS_EVENT_MAX`) and the list's proof,
+    /// read together.
+    pub async fn recent(&self, conversation_id: &str) -> Result<CachedList, RedisError> {
         let reply = self
             .redis
-            .command(&["LRANGE", &self.keys.events(conversation_id), "0", &stop])
+            .run(
+                &scripts::READ,
+                &[
+                    self.keys.events(conversation_id),
+                    self.keys.proof(conversation_id),
+                ],
+                &[self.last_index().to_string()],
+            )
             .await?;
-        Self::cached_events(&reply)
+        let parts = reply.as_array().map(Vec::as_slice).unwrap_or_default();
+        let [list, proof] = parts else {
+            return Err(RedisError::Protocol(format!(
+                "read script answered {reply}"
+            )));
+        };
+        CachedList::of_reply(list, Some(proof))
     }
 
     /// The last index of a full conversation list (`REDIS_EVENT_MAX - 1`).
@@ -275,31 +293,29 @@ impl EventCache {
         self.max_events.saturating_sub(1)
     }
 
-    /// The events of an `LRANGE` reply on a conversation list, newest first.
-    pub fn cached_events(reply: &Value) -> Result<Vec<ChatEvent>, RedisError> {
-        let Value::Array(items) = reply else {
-            return Err(RedisError::Protocol(
-                "LRANGE did not return an array".into(),
-            ));
-        };
-        let mut events = list_events(items);
-        sort_newest_first(&mut events);
-        Ok(events)
+    /// The events a conversation list holds at most (`REDIS_EVENT_MAX`).
+    pub fn capacity(&self) -> usize {
+        self.max_events as usize
     }
 
     /// Counts one request of `caller_id` against `limiter` and, within its limit, reads
-    /// every cached event of the conversation (in list order), in one round trip.
+    /// every cached event of the conversation (in list order) and the list's proof, in
+    /// one round trip.
     pub async fn counted_window(
         &self,
         conversation_id: &str,
         limiter: &RateLimiter,
         caller_id: &str,
-    ) -> Result<(Usage, Option<Vec<ChatEvent>>), RedisError> {
+    ) -> Result<(Usage, Option<CachedList>), RedisError> {
         let reply = self
             .redis
             .run(
                 &scripts::POLL,
-                &[limiter.key(caller_id), self.keys.events(conversation_id)],
+                &[
+                    limiter.key(caller_id),
+                    self.keys.events(conversation_id),
+                    self.keys.proof(conversation_id),
+                ],
                 &[
                     limiter.window_ms().to_string(),
                     limiter.limit().max.to_string(),
@@ -307,50 +323,51 @@ impl EventCache {
             )
             .await?;
         let unexpected = || RedisError::Protocol(format!("poll script answered {reply}"));
-        let [count, ttl, list] = reply.as_array().map(Vec::as_slice).unwrap_or_default() else {
+        let [count, ttl, list, proof] = reply.as_array().map(Vec::as_slice).unwrap_or_default()
+        else {
             return Err(unexpected());
         };
-        let (Some(usage), Some(list)) =
-            (limiter.usage(count.as_i64(), ttl.as_i64()), list.as_array())
-        else {
+        let Some(usage) = limiter.usage(count.as_i64(), ttl.as_i64()) else {
             return Err(unexpected());
         };
         if usage.count > u64::from(limiter.limit().max) {
             return Ok((usage, None));
         }
-        Ok((usage, Some(list_events(list))))
+        let cached = CachedList::of_reply(list, Some(proof)).map_err(|_| unexpected())?;
+        Ok((usage, Some(cached)))
     }
 
-    /// Puts archive events back into an empty cache list.
-    pub async fn refill(
+    /// Proves a conversation's list from a read of the archive made in cache epoch
+    /// `epoch`: `newest_first` are every event the archive held after `floor` (an
+    /// `occurred_at`; empty: all of them), or the newest of them when `floor` is the time
+    /// of the oldest. Merges what the list lacks (see `scripts/refill.lua`); whether the
+    /// list is now proven.
+    pub async fn prove(
         &self,
         conversation_id: &str,
         newest_first: &[ChatEvent],
-    ) -> Result<(), RedisError> {
-        if newest_first.is_empty() {
-            return Ok(());
-        }
-        let mut keys = vec![self.keys.events(conversation_id)];
-        let mut args = vec![self.ttl_seconds.to_string()];
-        for event in newest_first.iter().take(self.max_events as usize) {
+        floor: &str,
+        epoch: u64,
+    ) -> Result<bool, RedisError> {
+        // All of them, even past the list's length: the script trims what does not fit
+        // and raises the floor past it.
+        let mut keys = Vec::with_capacity(2 + newest_first.len());
+        keys.push(self.keys.events(conversation_id));
+        keys.push(self.keys.proof(conversation_id));
+        let mut args = Vec::with_capacity(4 + newest_first.len());
+        args.extend([
+            self.ttl_seconds.to_string(),
+            self.max_events.to_string(),
+            epoch.to_string(),
+            floor.to_owned(),
+        ]);
+        for event in newest_first {
             keys.push(self.keys.seen(conversation_id, &event.id));
             args.push(serde_json::to_string(event).unwrap_or_default());
         }
-        self.redis
-            .run(&scripts::REFILL, &keys, &args)
-            .await
-            .map(|_| ())
+        let reply = self.redis.run(&scripts::REFILL, &keys, &args).await?;
+        Ok(reply.as_i64() == Some(1))
     }
-}
-
-/// The events of a conversation list's entries, in list order; an entry that is not an
-/// event is passed over.
-fn list_events(entries: &[Value]) -> Vec<ChatEvent> {
-    entries
-        .iter()
-        .filter_map(Value::as_str)
-        .filter_map(|s| serde_json::from_str(s).ok())
-        .collect()
 }
 
 /// `message:ai` timing fields the analytics percentiles are computed from; none from an
@@ -359,21 +376,15 @@ fn timing_samples(event: &ChatEvent) -> (String, String) {
     if event.event_type != "message:ai" || !event.trusted {
         return (String::new(), String::new());
     }
-    let timing = event.payload.get("timing");
+    let fields = event.payload.fields();
     let field = |name: &str| {
-        timing
-            .and_then(|t| t.get(name))
-            .and_then(Value::as_f64)
-            .filter(|v| v.is_finite() && *v >= 0.0)
+        fields
+            .as_ref()
+            .and_then(|f| f.number_in("timing", name))
             .map(|v| v.to_string())
             .unwrap_or_default()
     };
     (field("ai_duration_ms"), field("queue_duration_ms"))
-}
-
-/// Newest first, as the lists hold events and history answers them.
-pub fn sort_newest_first(events: &mut [ChatEvent]) {
-    events.sort_by(|a, b| (&b.occurred_at, &b.id).cmp(&(&a.occurred_at, &a.id)));
 }
 
 #[cfg(test)]
@@ -414,13 +425,16 @@ mod tests {
                 keys.ai_duration_samples(),
                 keys.queue_duration_samples(),
                 keys.minute(1),
-                // Oldest first: `seen` then `list` per event.
+                // Oldest first: `seen`, `list` and `proof` per event.
                 keys.seen("c", "a"),
                 keys.events("c"),
+                keys.proof("c"),
                 keys.seen("sms:u:c", "s"),
                 keys.events("sms:u:c"),
+                keys.proof("sms:u:c"),
                 keys.seen("c", "b"),
                 keys.events("c"),
+                keys.proof("c"),
             ]
         );
         assert_eq!(
@@ -440,7 +454,7 @@ mod tests {
     fn an_untrusted_event_is_cached_but_gives_no_sample_and_no_envelope() {
         let mut forged = sample(1, "f");
         forged.event_type = "message:ai".into();
-        forged.payload = serde_json::json!({"text": "x", "timing": {"ai_duration_ms": 9e9}});
+        forged.payload = serde_json::json!({"text": "x", "timing": {"ai_duration_ms": 9e9}}).into();
         forged.trusted = false;
         let mut genuine = forged.clone();
         genuine.id = "g".into();
@@ -500,7 +514,7 @@ mod tests {
         let events: Vec<ChatEvent> = (0..25)
             .map(|i| {
                 let mut e = sample(1_700_000_000_000 + i, &format!("e{i:02}"));
-                e.payload = serde_json::json!({"text": "x".repeat(100 * (i as usize % 3))});
+                e.payload = serde_json::json!({"text": "x".repeat(100 * (i as usize % 3))}).into();
                 e
             })
             .collect();
@@ -513,7 +527,7 @@ mod tests {
             let mut keys = Vec::new();
             let mut args = Vec::new();
             for (n, call) in calls.iter().enumerate() {
-                let count = (call.keys.len() - 4) / 2;
+                let count = (call.keys.len() - 4) / 3;
                 assert!((1..=max_events).contains(&count));
                 assert_eq!(call.args.len(), 8 + stride * count);
                 assert!(count == 1 || measure(call, (0, 0), true) <= max_bytes);

@@ -1,17 +1,25 @@
 //! Reading history: a conversation's recent events (resume redeem, an AI worker's
 //! context) and the polling pages after a cursor, from the Redis cache when it provably
-//! holds them, else from the DynamoDB archive (which then refills the cache).
+//! holds them, else from the DynamoDB archive (which then proves the cache again).
+//!
+//! The cache is read as whole only under its list's [`Proof`] and only in the cache
+//! epoch the proof was made in ([`crate::storage::epoch`]): a cache write that failed, a
+//! trim or an expiry can leave a list without events DynamoDB holds, and a reader that
+//! trusted it would never see them. A read of the archive proves the list again, merging
+//! what it lacked, once the epoch has settled.
 //!
 //! History is what the channel table trusts: an untrusted event (a customer's forged
 //! `message:ai`, say) stays in both stores as the record, marked `trusted: false`, but no
 //! reader here ever returns it.
 
-use crate::events::cursor::{position_cmp, EventCursor};
+use crate::events::cursor::EventCursor;
 use crate::events::event::is_reserved;
 use crate::events::ChatEvent;
 use crate::platform::clock;
 use crate::storage::archive::{ArchiveError, EventArchive};
 use crate::storage::cache::EventCache;
+use crate::storage::epoch::{EpochView, EpochWatch};
+use crate::storage::proof::{CachedList, Proof};
 use crate::storage::redis::RedisError;
 
 /// Where a conversation's recent history was read from.
@@ -53,21 +61,40 @@ fn nothing_to_read(conversation_id: &str, limit: usize) -> bool {
     is_reserved(conversation_id) || limit == 0
 }
 
-/// Reads history: Redis first; when Redis is empty or down, DynamoDB, and then refills
-/// Redis so the next read is hot again.
+/// The proof of `cached` if the epoch lets it be read as whole. A list is never empty:
+/// none is there (it expired, or was deleted), whatever proof is left.
+fn trusted_proof<'a>(cached: &'a CachedList, epoch: &EpochView) -> Option<&'a Proof> {
+    cached
+        .proof
+        .as_ref()
+        .filter(|proof| !cached.events.is_empty() && epoch.trusts(proof.epoch))
+}
+
+/// Reads history: Redis when its list is proven; else DynamoDB, and then proves the list,
+/// so the next read is hot again.
 #[derive(Debug, Clone)]
 pub struct HistoryReader {
     cache: EventCache,
     archive: EventArchive,
+    epoch: EpochWatch,
 }
 
 impl HistoryReader {
-    pub fn new(cache: EventCache, archive: EventArchive) -> Self {
-        HistoryReader { cache, archive }
+    pub fn new(cache: EventCache, archive: EventArchive, epoch: EpochWatch) -> Self {
+        HistoryReader {
+            cache,
+            archive,
+            epoch,
+        }
     }
 
     pub fn cache(&self) -> &EventCache {
         &self.cache
+    }
+
+    /// What this process knows of the cache epoch (read at most every two seconds).
+    pub async fn epoch(&self) -> EpochView {
+        self.epoch.current().await
     }
 
     /// The newest `limit` trusted events of a conversation, newest first.
@@ -79,57 +106,91 @@ impl HistoryReader {
         if nothing_to_read(conversation_id, limit) {
             return Ok((Vec::new(), HistorySource::Archive));
         }
-        let cached = self.cache.recent(conversation_id).await;
-        self.cached_else_archived(conversation_id, limit, cached)
+        let (cached, epoch) =
+            tokio::join!(self.cache.recent(conversation_id), self.epoch.current());
+        self.recent_from(conversation_id, limit, cached, epoch)
             .await
     }
 
     /// [`Self::recent_events`] when the cache was already read (by a script that did
-    /// more in the same round trip): the cached events if there are any, else the
-    /// archive's, refilling the cache when it answered.
+    /// more in the same round trip).
     pub async fn recent_events_after_cache(
         &self,
         conversation_id: &str,
         limit: usize,
-        cached: Result<Vec<ChatEvent>, RedisError>,
+        cached: Result<CachedList, RedisError>,
     ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
         if nothing_to_read(conversation_id, limit) {
             return Ok((Vec::new(), HistorySource::Archive));
         }
-        self.cached_else_archived(conversation_id, limit, cached)
+        let epoch = self.epoch.current().await;
+        self.recent_from(conversation_id, limit, cached, epoch)
             .await
     }
 
-    async fn cached_else_archived(
+    async fn recent_from(
         &self,
         conversation_id: &str,
         limit: usize,
-        cached: Result<Vec<ChatEvent>, RedisError>,
+        cached: Result<CachedList, RedisError>,
+        epoch: EpochView,
     ) -> Result<(Vec<ChatEvent>, HistorySource), ArchiveError> {
-        let cached = cached.map(|events| {
-            let mut events = trusted(events);
-            events.truncate(limit);
-            events
-        });
         let cache_answered = match cached {
-            Ok(events) if !events.is_empty() => return Ok((events, HistorySource::Cache)),
-            Ok(_) => true,
+            Ok(cached) => match cached_recent(cached, limit, &epoch) {
+                Some(events) => return Ok((events, HistorySource::Cache)),
+                None => true,
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "redis unavailable, reading history from dynamodb");
                 false
             }
         };
-        let now_secs = clock::now_ms().div_euclid(1000);
-        let events = self
+        let now_ms = clock::now_ms();
+        // When the cache answered, as many as it holds, to prove it with: the newest
+        // `limit` are then read from it next time.
+        let read = if cache_answered {
+            limit.max(self.cache.capacity())
+        } else {
+            limit
+        };
+        let mut events = self
             .archive
-            .recent(conversation_id, limit, now_secs)
+            .recent(conversation_id, read, now_ms.div_euclid(1000))
             .await?;
-        if cache_answered && !events.is_empty() {
-            if let Err(e) = self.cache.refill(conversation_id, &events).await {
-                tracing::warn!(error = %e, "could not refill the redis history cache");
-            }
+        if cache_answered {
+            // The list is proven after the oldest of them, or wholly when the archive
+            // holds fewer.
+            let floor = match events.last() {
+                Some(oldest) if events.len() == read => oldest.event_key(),
+                _ => String::new(),
+            };
+            self.prove(conversation_id, &events, &floor, &epoch, now_ms)
+                .await;
         }
+        events.truncate(limit);
         Ok((events, HistorySource::Archive))
+    }
+
+    /// Proves the list from `newest_first`, read from the archive after `floor`, when
+    /// the epoch allows; a failure is logged (the next read tries again).
+    async fn prove(
+        &self,
+        conversation_id: &str,
+        newest_first: &[ChatEvent],
+        floor: &str,
+        epoch: &EpochView,
+        now_ms: i64,
+    ) {
+        let Some(epoch) = epoch.provable(now_ms) else {
+            return;
+        };
+        if let Err(e) = self
+            .cache
+            .prove(conversation_id, newest_first, floor, epoch)
+            .await
+        {
+            tracing::warn!(error = %e, "could not prove the redis history cache");
+        }
     }
 
     /// The page of at most `limit` events strictly after `cursor` (from the oldest
@@ -141,47 +202,77 @@ impl HistoryReader {
         conversation_id: &str,
         cursor: Option<&EventCursor>,
         limit: usize,
-        cached: Option<Vec<ChatEvent>>,
+        cached: Option<CachedList>,
+        epoch: EpochView,
     ) -> Result<Page, ArchiveError> {
         if nothing_to_read(conversation_id, limit) {
             return Ok(Page::of(Vec::new(), HistorySource::Archive));
         }
-        if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit)) {
+        // A proven list is not proven again: the archive was read only because the
+        // cursor lies before its floor.
+        let unproven = cached
+            .as_ref()
+            .is_some_and(|c| trusted_proof(c, &epoch).is_none());
+        if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit, &epoch)) {
             return Ok(Page::of(page, HistorySource::Cache));
         }
-        let now_secs = clock::now_ms().div_euclid(1000);
+        let now_ms = clock::now_ms();
         let events = self
             .archive
             .after(
                 conversation_id,
                 cursor.map(EventCursor::key),
                 limit,
-                now_secs,
+                now_ms.div_euclid(1000),
             )
             .await?;
+        if unproven && events.len() < limit {
+            // The archive's every event after the cursor: the list holds them all once
+            // they are merged.
+            let floor = cursor.map_or("", EventCursor::key);
+            let newest_first: Vec<ChatEvent> = events.iter().rev().cloned().collect();
+            self.prove(conversation_id, &newest_first, floor, &epoch, now_ms)
+                .await;
+        }
         Ok(Page::of(events, HistorySource::Archive))
     }
 }
 
-/// The page after `cursor` out of a conversation's cached events, when the cache provably
-/// holds every event after it; `None` sends the reader to DynamoDB.
-///
-/// The list keeps the most recently pushed events, so once it has been trimmed or has
-/// expired, only positions from its oldest event on are known to be complete. Without a
-/// cursor the client wants the oldest retained event, which only DynamoDB knows.
-pub fn cached_page(
-    mut cached: Vec<ChatEvent>,
-    cursor: Option<&EventCursor>,
+/// The newest `limit` trusted events out of a conversation's cached list, when its proof
+/// shows the list holds them all; `None` sends the reader to DynamoDB.
+pub fn cached_recent(
+    cached: CachedList,
     limit: usize,
+    epoch: &EpochView,
 ) -> Option<Vec<ChatEvent>> {
-    let cursor = cursor?;
-    cached.sort_by(|a, b| (&a.occurred_at, &a.id).cmp(&(&b.occurred_at, &b.id)));
-    cached.dedup_by(|a, b| a.occurred_at == b.occurred_at && a.id == b.id);
-    if position_cmp(cached.first()?, cursor.key()).is_gt() {
+    let proof = trusted_proof(&cached, epoch)?.clone();
+    let mut events = trusted(cached.newest_first());
+    // Newest first: those the proof covers come first.
+    let covered = events.iter().take_while(|e| proof.covers(e)).count();
+    if covered < limit && !proof.floor.is_empty() {
         return None;
     }
+    events.truncate(limit.min(covered));
+    Some(events)
+}
+
+/// The page after `cursor` out of a conversation's cached list, when its proof shows the
+/// list holds every event after the cursor; `None` sends the reader to DynamoDB. Without
+/// a cursor the client wants the oldest retained event, which only DynamoDB knows.
+pub fn cached_page(
+    cached: CachedList,
+    cursor: Option<&EventCursor>,
+    limit: usize,
+    epoch: &EpochView,
+) -> Option<Vec<ChatEvent>> {
+    let cursor = cursor?;
+    if !trusted_proof(&cached, epoch)?.covers_after(cursor.key()) {
+        return None;
+    }
+    let mut events = cached.newest_first();
+    events.reverse();
     Some(
-        cached
+        events
             .into_iter()
             .filter(|e| cursor.precedes(e))
             .take(limit)
@@ -193,17 +284,33 @@ pub fn cached_page(
 mod tests {
     use super::*;
     use crate::events::event::sample as at;
+    use crate::storage::epoch::CacheEpoch;
 
     fn ids(events: &[ChatEvent]) -> Vec<&str> {
         events.iter().map(|e| e.id.as_str()).collect()
     }
 
+    fn proven(events: Vec<ChatEvent>, floor_ms: Option<i64>, epoch: u64) -> CachedList {
+        let floor = floor_ms.map_or(String::new(), |ms| at(ms, "x").occurred_at);
+        CachedList {
+            events,
+            proof: Some(Proof { floor, epoch }),
+        }
+    }
+
+    const EPOCH: EpochView = EpochView::Current(CacheEpoch {
+        number: 4,
+        settled_after_ms: 0,
+    });
+
     #[test]
-    fn the_cache_answers_a_poll_only_from_inside_its_window() {
-        // Newest first, as the list holds them, with one event pushed late.
-        let list = vec![at(5, "e"), at(3, "c"), at(4, "d"), at(2, "b")];
+    fn the_cache_answers_a_poll_only_after_its_proven_floor_and_in_its_epoch() {
+        // Newest pushed first, with one event pushed late and one pushed twice.
+        let list = vec![at(5, "e"), at(3, "c"), at(4, "d"), at(3, "c"), at(2, "b")];
         let cursor = |e: &ChatEvent| EventCursor::of(e);
-        let page = |c: Option<&EventCursor>, limit| cached_page(list.clone(), c, limit);
+        let page = |c: Option<&EventCursor>, limit| {
+            cached_page(proven(list.clone(), Some(2), 4), c, limit, &EPOCH)
+        };
 
         assert_eq!(
             page(None, 10),
@@ -211,29 +318,105 @@ mod tests {
             "no cursor: only DynamoDB knows the oldest"
         );
         assert_eq!(
-            cached_page(Vec::new(), Some(&cursor(&at(2, "b"))), 10),
-            None
-        );
-        assert_eq!(
             page(Some(&cursor(&at(1, "a"))), 10),
             None,
-            "before the window"
+            "before the floor"
         );
-        assert_eq!(page(Some(&cursor(&at(2, "a"))), 10), None, "just before it");
-        let from_oldest = page(Some(&cursor(&at(2, "b"))), 10).unwrap();
-        assert_eq!(ids(&from_oldest), ["c", "d", "e"]);
-        assert_eq!(ids(&page(Some(&cursor(&at(3, "c"))), 1).unwrap()), ["d"]);
         assert_eq!(
-            ids(&page(Some(&cursor(&at(4, "c"))), 5).unwrap()),
-            ["d", "e"]
+            page(Some(&cursor(&at(2, "b"))), 10),
+            None,
+            "at the floor: an event of the same millisecond may be missing"
         );
+        let after_floor = page(Some(&cursor(&at(3, "a"))), 10).unwrap();
+        assert_eq!(ids(&after_floor), ["c", "d", "e"], "each event once");
+        assert_eq!(ids(&page(Some(&cursor(&at(3, "c"))), 1).unwrap()), ["d"]);
         assert_eq!(page(Some(&cursor(&at(5, "e"))), 5).unwrap(), Vec::new());
         assert_eq!(page(Some(&cursor(&at(9, "z"))), 5).unwrap(), Vec::new());
-        // A doubled entry is served once.
-        let doubled = vec![at(3, "c"), at(3, "c"), at(2, "b")];
+
+        // No proof, a proof of another epoch, or no epoch known but a proof: the list
+        // alone is not enough, except when DynamoDB cannot be asked either.
+        let c = cursor(&at(4, "d"));
+        let unproven = CachedList {
+            events: list.clone(),
+            proof: None,
+        };
+        assert_eq!(cached_page(unproven, Some(&c), 5, &EPOCH), None);
         assert_eq!(
-            ids(&cached_page(doubled, Some(&cursor(&at(2, "b"))), 5).unwrap()),
-            ["c"]
+            cached_page(proven(list.clone(), Some(2), 3), Some(&c), 5, &EPOCH),
+            None
         );
+        let unknown = EpochView::Unknown;
+        assert_eq!(
+            ids(&cached_page(proven(list.clone(), Some(2), 3), Some(&c), 5, &unknown).unwrap()),
+            ["e"]
+        );
+        // Proven after a position (a read of the archive after a cursor): from that
+        // cursor on.
+        let after_b = CachedList {
+            events: list.clone(),
+            proof: Some(Proof {
+                floor: at(2, "b").event_key(),
+                epoch: 4,
+            }),
+        };
+        assert_eq!(
+            ids(&cached_page(after_b.clone(), Some(&cursor(&at(2, "b"))), 5, &EPOCH).unwrap()),
+            ["c", "d", "e"]
+        );
+        assert_eq!(
+            cached_page(after_b, Some(&cursor(&at(2, "a"))), 5, &EPOCH),
+            None
+        );
+        // Proven from the first event: any cursor.
+        assert_eq!(
+            ids(
+                &cached_page(proven(list, None, 4), Some(&cursor(&at(0, "a"))), 5, &EPOCH).unwrap()
+            ),
+            ["b", "c", "d", "e"]
+        );
+    }
+
+    #[test]
+    fn recent_history_comes_from_the_cache_only_when_the_proof_covers_enough_of_it() {
+        let mut forged = at(6, "f");
+        forged.trusted = false;
+        let list = vec![
+            forged,
+            at(5, "e"),
+            at(4, "d"),
+            at(5, "e"),
+            at(3, "c"),
+            at(2, "b"),
+        ];
+        let recent = |floor, limit| cached_recent(proven(list.clone(), floor, 4), limit, &EPOCH);
+        assert_eq!(ids(&recent(Some(2), 3).unwrap()), ["e", "d", "c"]);
+        assert_eq!(recent(Some(2), 4), None, "b is at the floor: not covered");
+        let after_c = CachedList {
+            events: list.clone(),
+            proof: Some(Proof {
+                floor: at(3, "c").event_key(),
+                epoch: 4,
+            }),
+        };
+        assert_eq!(
+            ids(&cached_recent(after_c.clone(), 2, &EPOCH).unwrap()),
+            ["e", "d"]
+        );
+        assert_eq!(
+            cached_recent(after_c, 3, &EPOCH),
+            None,
+            "c itself is the floor"
+        );
+        assert_eq!(ids(&recent(None, 10).unwrap()), ["e", "d", "c", "b"]);
+        assert_eq!(
+            cached_recent(proven(list.clone(), None, 5), 2, &EPOCH),
+            None,
+            "another epoch"
+        );
+        let unproven = CachedList {
+            events: list,
+            proof: None,
+        };
+        assert_eq!(cached_recent(unproven, 1, &EPOCH), None);
     }
 }

@@ -1,10 +1,19 @@
-//! A chat event as a DynamoDB item and back: the attribute layout, JSON <-> attribute
-//! conversion, and the size rules that decide whether DynamoDB can hold an event at all.
+//! A chat event as a DynamoDB item and back: the attribute layout, and the size rules
+//! that decide whether DynamoDB can hold an event at all.
+//!
+//! The payload is stored as its JSON text (`payload_json`, a string): one string per
+//! item to build, whatever the payload holds, where a DynamoDB map costs an attribute
+//! object per element (a message of 17 000 numbers was a megabyte and a half of them).
+//! A reader of the table outside this code parses `payload_json`; DynamoDB's filter
+//! expressions cannot look inside it, and nothing here asks them to. Items written with
+//! a `payload` map are still read.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
+
+use crate::events::Payload;
 
 use crate::ably::webhook::WebhookBatch;
 use crate::events::event::{MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
@@ -13,6 +22,10 @@ use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 
 /// The attribute that records whether the channel table trusted the event's publisher.
 pub const TRUSTED_ATTRIBUTE: &str = "trusted";
+/// The payload's JSON text.
+pub const PAYLOAD_ATTRIBUTE: &str = "payload_json";
+/// The payload as a map, in items written before payloads were kept as text.
+const LEGACY_PAYLOAD_ATTRIBUTE: &str = "payload";
 
 pub(crate) fn event_item(
     event: &ChatEvent,
@@ -38,15 +51,10 @@ pub(crate) fn event_item(
     if let Some(encoding) = &event.encoding {
         item.insert("encoding".to_owned(), s(encoding));
     }
-    if fits_dynamo(&event.payload, 0) {
-        item.insert("payload".to_owned(), json_to_attr(&event.payload));
-    } else {
-        // Too deep or a number DynamoDB cannot hold: keep it exact as JSON text.
-        item.insert(
-            "payload_json".to_owned(),
-            AttributeValue::S(event.payload.to_string()),
-        );
-    }
+    item.insert(
+        PAYLOAD_ATTRIBUTE.to_owned(),
+        AttributeValue::S(event.payload.json().to_owned()),
+    );
     item
 }
 
@@ -117,68 +125,11 @@ fn item_bytes(event: &ChatEvent) -> usize {
     if let Some(encoding) = &event.encoding {
         size += text("encoding", encoding);
     }
-    size += if fits_dynamo(&event.payload, 0) {
-        "payload".len() + attribute_bytes(&event.payload)
-    } else {
-        "payload_json".len() + event.payload.to_string().len()
-    };
-    size
+    size + text(PAYLOAD_ATTRIBUTE, event.payload.json())
 }
 
-/// DynamoDB's size of a value: strings their UTF-8 length, numbers at most 21 bytes,
-/// lists and maps 3 bytes plus 1 per element (and the names of map entries).
-fn attribute_bytes(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 1,
-        Value::Number(_) => 21,
-        Value::String(s) => s.len(),
-        Value::Array(items) => 3 + items.iter().map(|v| 1 + attribute_bytes(v)).sum::<usize>(),
-        Value::Object(map) => {
-            3 + map
-                .iter()
-                .map(|(k, v)| 1 + k.len() + attribute_bytes(v))
-                .sum::<usize>()
-        }
-    }
-}
-
-/// DynamoDB nests at most 32 levels and holds numbers up to 38 digits / 1E+126.
-fn fits_dynamo(value: &Value, depth: usize) -> bool {
-    match value {
-        Value::Number(n) => {
-            n.as_i64().is_some()
-                || n.as_u64().is_some()
-                || n.as_f64()
-                    .is_some_and(|f| f == 0.0 || (1e-130..9.9e125).contains(&f.abs()))
-        }
-        Value::Array(items) => depth < 30 && items.iter().all(|v| fits_dynamo(v, depth + 1)),
-        Value::Object(map) => {
-            depth < 30
-                && map
-                    .iter()
-                    .all(|(k, v)| !k.is_empty() && fits_dynamo(v, depth + 1))
-        }
-        _ => true,
-    }
-}
-
-/// JSON -> DynamoDB attribute (objects become maps, arrays lists).
-pub fn json_to_attr(value: &Value) -> AttributeValue {
-    match value {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(n) => AttributeValue::N(n.to_string()),
-        Value::String(s) => AttributeValue::S(s.clone()),
-        Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
-        Value::Object(map) => AttributeValue::M(
-            map.iter()
-                .map(|(k, v)| (k.clone(), json_to_attr(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// DynamoDB attribute -> JSON (the inverse of [`json_to_attr`]).
+/// DynamoDB attribute -> JSON, for the payload maps of items written before payloads
+/// were kept as text.
 pub fn attr_to_json(attr: &AttributeValue) -> Value {
     match attr {
         AttributeValue::Null(_) => Value::Null,
@@ -212,10 +163,10 @@ pub fn attr_to_json(attr: &AttributeValue) -> Value {
 /// A stored item back as a chat event; `None` for items that are not events.
 pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let payload = match (item.get("payload"), s("payload_json")) {
-        (Some(attr), _) => attr_to_json(attr),
-        (None, Some(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        (None, None) => Value::Null,
+    let payload = match (s(PAYLOAD_ATTRIBUTE), item.get(LEGACY_PAYLOAD_ATTRIBUTE)) {
+        (Some(text), _) => Payload::from_stored_text(text),
+        (None, Some(attr)) => Payload::from_value(&attr_to_json(attr)),
+        (None, None) => Payload::null(),
     };
     let (channel, event_type, client_id) = (s("channel")?, s("event_type")?, s("client_id"));
     // An item written before events carried `trusted` is judged again from what it holds.
@@ -241,23 +192,59 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// JSON -> DynamoDB attribute, as items were written before payloads were text.
+    fn json_to_attr(value: &Value) -> AttributeValue {
+        match value {
+            Value::Null => AttributeValue::Null(true),
+            Value::Bool(b) => AttributeValue::Bool(*b),
+            Value::Number(n) => AttributeValue::N(n.to_string()),
+            Value::String(s) => AttributeValue::S(s.clone()),
+            Value::Array(items) => AttributeValue::L(items.iter().map(json_to_attr).collect()),
+            Value::Object(map) => AttributeValue::M(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     #[test]
-    fn json_and_attributes_round_trip() {
+    fn payloads_are_written_as_text_and_legacy_payload_maps_still_read() {
         let value =
             json!({"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "big": 18446744073709551615u64});
         assert_eq!(attr_to_json(&json_to_attr(&value)), value);
+        let mut event = crate::events::event::sample(1_700_000_000_000, "m1");
+        event.payload = Payload::from_value(&value);
+        let mut item = event_item(&event, event.event_key(), "1".into());
+        assert_eq!(
+            item.get(PAYLOAD_ATTRIBUTE),
+            Some(&AttributeValue::S(event.payload.json().to_owned()))
+        );
+        assert!(!item.contains_key(LEGACY_PAYLOAD_ATTRIBUTE));
+        assert_eq!(item_event(&item).as_ref(), Some(&event));
+        // Written before payloads were text: a map.
+        item.remove(PAYLOAD_ATTRIBUTE);
+        item.insert(LEGACY_PAYLOAD_ATTRIBUTE.into(), json_to_attr(&value));
+        assert_eq!(item_event(&item).as_ref(), Some(&event));
+        // Written as text because it was too deep for a map.
+        item.remove(LEGACY_PAYLOAD_ATTRIBUTE);
+        item.insert(
+            PAYLOAD_ATTRIBUTE.into(),
+            AttributeValue::S(value.to_string()),
+        );
+        assert_eq!(item_event(&item).as_ref(), Some(&event));
     }
 
     #[test]
     fn events_at_dynamodbs_limits_are_storable_and_past_them_are_not() {
         let event = |conversation: &str, id: &str, name: &str, payload: Value| ChatEvent {
+            payload: payload.into(),
             id: id.into(),
             history_id: conversation.into(),
             channel: format!("conversation:{conversation}"),
             event_type: name.into(),
             client_id: None,
             trusted: true,
-            payload,
             occurred_at: "2023-11-14T22:13:20.000Z".into(),
             encoding: None,
         };
@@ -287,7 +274,7 @@ mod tests {
                 event("c", "1", "m", json!("x".repeat(MAX_ITEM_BYTES))),
                 "event larger than a DynamoDB item",
             ),
-            // Kept as JSON text (too deep for a map): its text length counts.
+            // The JSON text counts, escapes and all.
             (
                 event(
                     "c",
@@ -304,17 +291,5 @@ mod tests {
 
     fn nested(depth: usize) -> Value {
         (0..depth).fold(json!(1), |v, _| json!([v]))
-    }
-
-    #[test]
-    fn payloads_dynamodb_cannot_hold_are_flagged() {
-        assert!(fits_dynamo(&json!({"a": [1, 2.5, "s"]}), 0));
-        assert!(!fits_dynamo(&json!({"a": 1e300}), 0));
-        assert!(!fits_dynamo(&json!({"": 1}), 0));
-        let mut deep = json!(1);
-        for _ in 0..40 {
-            deep = json!([deep]);
-        }
-        assert!(!fits_dynamo(&deep, 0));
     }
 }

@@ -37,10 +37,21 @@ impl Keys {
     }
 
     /// The marker of an event id already mirrored in a conversation:
-    /// `chat:event:{conversationId}:{id}`. Per conversation, because Ably lets publishers
-    /// choose message ids: one conversation's ids never suppress another's.
+    /// `chat:event:{length of conversationId}:{conversationId}:{id}`. Per conversation,
+    /// because Ably lets publishers choose message ids: one conversation's ids never
+    /// suppress another's. Both parts may contain `:` (`sms:u1:k1`, `abc:1:0`); the length
+    /// says where the conversation ends, so no two pairs share a key.
     pub fn seen(&self, history_id: &str, event_id: &str) -> String {
-        self.key(&["chat:event:", history_id, ":", event_id])
+        let mut digits = itoa::Buffer::new();
+        let length = digits.format(history_id.len());
+        self.key(&["chat:event:", length, ":", history_id, ":", event_id])
+    }
+
+    /// The proof that a conversation's list holds every event after a point (a hash of
+    /// `floor` and `epoch`, see `crate::storage::proof::Proof`):
+    /// `chat:conversation:{id}:proof`.
+    pub fn proof(&self, conversation_id: &str) -> String {
+        self.key(&["chat:conversation:", conversation_id, ":proof"])
     }
 
     /// The pub/sub channel the bridge publishes a conversation's events on:
@@ -86,7 +97,8 @@ mod tests {
     fn the_layout_of_every_key() {
         let keys = Keys::new("staging:");
         assert_eq!(keys.events("c1"), "staging:chat:conversation:c1:events");
-        assert_eq!(keys.seen("c1", "m:1:0"), "staging:chat:event:c1:m:1:0");
+        assert_eq!(keys.seen("c1", "m:1:0"), "staging:chat:event:2:c1:m:1:0");
+        assert_eq!(keys.proof("c1"), "staging:chat:conversation:c1:proof");
         assert_eq!(keys.active_conversations(), "staging:stats:active");
         assert_eq!(keys.minute(29_383_333), "staging:stats:minute:29383333");
         assert_eq!(
@@ -103,6 +115,16 @@ mod tests {
         );
         assert_eq!(keys.resume_used("j1"), "staging:resume:used:j1");
         assert_eq!(Keys::default().events("c1"), "chat:conversation:c1:events");
+    }
+
+    #[test]
+    fn seen_markers_of_different_conversation_and_id_pairs_never_share_a_key() {
+        let keys = Keys::default();
+        // Joined by `:` alone, these two pairs made the same key.
+        assert_ne!(keys.seen("sms:u1:k1:x", "y"), keys.seen("sms:u1:k1", "x:y"));
+        assert_ne!(keys.seen("a", "1:b"), keys.seen("a:1", "b"));
+        assert_ne!(keys.seen("1", "1:1:x"), keys.seen("1:1", "x"));
+        assert_eq!(keys.seen("sms:u1:k1", "x:y"), "chat:event:9:sms:u1:k1:x:y");
     }
 
     #[test]

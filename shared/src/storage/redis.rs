@@ -14,6 +14,10 @@ use crate::storage::scripts::Script;
 /// Upstash's documented maximum request size; no request the cache sends is larger.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
+/// The wait before the one retry of a request that failed in transit: `@upstash/redis`'s
+/// first backoff (`exp(0) * 50` ms).
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
 /// The Upstash Redis REST endpoint and the prefix of every key in it.
 #[derive(Debug, Clone, Default)]
 pub struct RedisConfig {
@@ -165,7 +169,22 @@ impl RedisClient {
         items.into_iter().map(reply_entry).collect()
     }
 
+    /// One request, tried a second time after [`RETRY_BACKOFF`] when the first failed in
+    /// transit or with a 5xx, as `@upstash/redis` retries: a blip of the network or of
+    /// Upstash is not an outage. Every script here is safe to run twice (the mirror's
+    /// seen markers make a repeated push a duplicate; a rate limit counts one more).
     async fn post(&self, path: &str, body: &Value) -> Result<Value, RedisError> {
+        match self.post_once(path, body).await {
+            Err(RedisError::Unavailable(first)) => {
+                tracing::debug!(error = %first, "redis request failed; retrying once");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                self.post_once(path, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post_once(&self, path: &str, body: &Value) -> Result<Value, RedisError> {
         let response = self
             .http
             .post(format!("{}{}", self.base_url, path))

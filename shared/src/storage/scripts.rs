@@ -18,7 +18,10 @@ pub struct Script {
 /// Mirrors a webhook batch into the conversation lists and the analytics.
 pub const MIRROR: Script = Script {
     name: "mirror",
-    source: include_str!("scripts/mirror.lua"),
+    source: concat!(
+        include_str!("scripts/times.lua"),
+        include_str!("scripts/mirror.lua")
+    ),
     keys: &[
         "active",
         "ai_samples",
@@ -26,6 +29,7 @@ pub const MIRROR: Script = Script {
         "minute",
         "seen",
         "list",
+        "proof",
     ],
     args: &[
         "ttl",
@@ -40,12 +44,23 @@ pub const MIRROR: Script = Script {
     ],
 };
 
-/// Refills an empty conversation list from the archive.
+/// Proves a conversation list from a read of the archive, merging what it lacks.
 pub const REFILL: Script = Script {
     name: "refill",
-    source: include_str!("scripts/refill.lua"),
-    keys: &["list", "seen"],
-    args: &["ttl", "event"],
+    source: concat!(
+        include_str!("scripts/times.lua"),
+        include_str!("scripts/refill.lua")
+    ),
+    keys: &["list", "proof", "seen"],
+    args: &["ttl", "max", "epoch", "floor", "event"],
+};
+
+/// Reads a conversation list and its proof together.
+pub const READ: Script = Script {
+    name: "read",
+    source: include_str!("scripts/read.lua"),
+    keys: &["list", "proof"],
+    args: &["last"],
 };
 
 /// Counts one request against a rate limit.
@@ -60,7 +75,7 @@ pub const RATE_LIMIT: Script = Script {
 pub const POLL: Script = Script {
     name: "poll",
     source: include_str!("scripts/poll.lua"),
-    keys: &["counter", "list"],
+    keys: &["counter", "list", "proof"],
     args: &["window", "max"],
 };
 
@@ -68,7 +83,7 @@ pub const POLL: Script = Script {
 pub const REDEEM: Script = Script {
     name: "redeem",
     source: include_str!("scripts/redeem.lua"),
-    keys: &["counter", "used", "list"],
+    keys: &["counter", "used", "list", "proof"],
     args: &["window", "max", "used_ttl", "last"],
 };
 
@@ -76,7 +91,7 @@ pub const REDEEM: Script = Script {
 mod tests {
     use super::*;
 
-    const ALL: [Script; 5] = [MIRROR, REFILL, RATE_LIMIT, POLL, REDEEM];
+    const ALL: [Script; 6] = [MIRROR, REFILL, READ, RATE_LIMIT, POLL, REDEEM];
 
     /// The names of a header's `-- KEYS[..] name ...` (or `ARGV`) lines, in order.
     fn declared<'a>(script: &'a Script, kind: &str) -> Vec<&'a str> {

@@ -455,7 +455,9 @@ async fn a_kinesis_batch_resumes_at_the_first_record_not_stored() {
 /// --data-file` sends), through the same entry point.
 #[tokio::test]
 async fn the_sample_events_are_answered() {
-    let h = Harness::new().await;
+    // The samples are signed with the dev webhook key of `.env.example`.
+    let key = crate::helpers::stack_var("ABLY_WEBHOOK_KEYS");
+    let h = Harness::build(&[("ABLY_WEBHOOK_KEYS", key.as_str())], None, None).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/ably-events");
     let mut kinds = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -528,7 +530,7 @@ async fn the_cache_never_sends_a_request_over_upstashs_limit() {
             event_type: "message:user".into(),
             client_id: Some("customer:u-1".into()),
             trusted: true,
-            payload: json!({ "text": text }),
+            payload: json!({ "text": text }).into(),
             occurred_at: format!("2026-12-01T00:00:{i:02}.000Z"),
             encoding: None,
         })

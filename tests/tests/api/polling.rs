@@ -218,11 +218,13 @@ async fn a_poller_sees_every_event_once_across_pages_and_from_redis_into_dynamod
     assert_eq!(p.requests(), (1, 1));
     seen.extend(third.events);
 
-    // Inside the window: Redis alone.
+    // Inside the window, but the list the mirror made proves nothing: DynamoDB, which
+    // has fewer than a page after the cursor, so the list is proven from there on (one
+    // more Redis request).
     let fourth = p.page(&session, conv, &third.cursor, 7).await;
     assert_eq!(fourth.ids(), ids(conv, 21..25));
     assert_eq!(fourth.cursor, cursor_of(conv, 24));
-    assert_eq!(p.requests(), (1, 0));
+    assert_eq!(p.requests(), (2, 1));
     seen.extend(fourth.events);
 
     // Nothing new: no events, the same cursor back.
@@ -238,8 +240,8 @@ async fn a_poller_sees_every_event_once_across_pages_and_from_redis_into_dynamod
     assert_eq!(p.requests(), (1, 0));
     seen.extend(fresh.events);
 
-    // The Redis list expires; the next event starts a new one: the cursor is older than
-    // the new window, so DynamoDB answers, then Redis again from inside the window.
+    // The Redis list expires; the next event starts a new one, which proves nothing:
+    // DynamoDB answers and proves it, then Redis again.
     let list = format!("{}chat:conversation:{conv}:events", p.events.prefix);
     p.events
         .redis
@@ -249,7 +251,7 @@ async fn a_poller_sees_every_event_once_across_pages_and_from_redis_into_dynamod
     p.post(conv, 28..29).await;
     let after_expiry = p.page(&session, conv, &fresh.cursor, 7).await;
     assert_eq!(after_expiry.ids(), ids(conv, 28..29));
-    assert_eq!(p.requests(), (1, 1));
+    assert_eq!(p.requests(), (2, 1));
     seen.extend(after_expiry.events);
     p.post(conv, 29..30).await;
     let last = p.page(&session, conv, &after_expiry.cursor, 7).await;
@@ -275,12 +277,13 @@ async fn pages_from_redis_and_from_dynamodb_are_the_same_events() {
     let conv = "conv-same";
     p.post(conv, 0..12).await;
     let broker = format!("Bearer {}", bearer("broker-s", "broker", &[]));
-    // Event 0 is the oldest cached one: from there on Redis holds everything.
+    // From the start: DynamoDB, which holds less than a page, so the list is proven
+    // (one more Redis request); after event 0, Redis alone.
+    let mut from_dynamodb = p.page(&broker, conv, "", 100).await;
+    assert_eq!(p.requests(), (2, 1));
+    assert_eq!(from_dynamodb.ids(), ids(conv, 0..12));
     let from_redis = p.page(&broker, conv, &cursor_of(conv, 0), 100).await;
     assert_eq!(p.requests(), (1, 0));
-    let mut from_dynamodb = p.page(&broker, conv, "", 100).await;
-    assert_eq!(p.requests(), (1, 1));
-    assert_eq!(from_dynamodb.ids(), ids(conv, 0..12));
     assert!(from_dynamodb.realtime);
     from_dynamodb.events.remove(0);
     assert_eq!(from_redis.events, from_dynamodb.events);
@@ -300,7 +303,8 @@ async fn pages_from_redis_and_from_dynamodb_are_the_same_events() {
 
 #[tokio::test]
 async fn each_store_stands_in_for_the_other() {
-    let p = Poller::new(&[("REDIS_EVENT_MAX", "5")], &[]).await;
+    let five = [("REDIS_EVENT_MAX", "5")];
+    let p = Poller::new(&five, &five).await;
     let conv = "conv-down";
     p.post(conv, 0..8).await;
     let broker = format!("Bearer {}", bearer("broker-d", "broker", &[]));
@@ -316,8 +320,14 @@ async fn each_store_stands_in_for_the_other() {
         assert_eq!(page.ids(), ids(conv, expected));
     }
 
-    // DynamoDB down: a cursor inside the Redis window (events 3..8) is still served;
-    // one before it cannot be, and says so.
+    // A poll from the start proves the list (it holds events 3..8, so it holds every
+    // event after event 2's time). Then DynamoDB down: a cursor inside the proven window
+    // is still served; one before it cannot be, and says so.
+    let query = format!("conversationId={conv}");
+    assert_eq!(
+        Page::of(&p.get(&broker, &query).await).ids(),
+        ids(conv, 0..8)
+    );
     let no_table = p
         .sibling(&[("CHAT_EVENTS_TABLE", "no-such-table-for-polling-tests")])
         .await;
@@ -456,7 +466,8 @@ async fn polls_are_limited_per_caller_and_conversation_in_their_one_round_trip()
             ids(conv, 1..2)
         );
     }
-    assert_eq!(p.requests(), (3, 0));
+    // The first poll proves the list from DynamoDB (and one more Redis request).
+    assert_eq!(p.requests(), (4, 1));
     let response = p
         .get(&customer, &format!("conversationId={conv}&after={within}"))
         .await;

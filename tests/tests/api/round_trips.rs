@@ -184,7 +184,7 @@ async fn redeem(state: &ResumeState, conversation: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_empty() {
+async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_not_proven() {
     let events = Harness::new().await;
     let conversation = unique("rt-redeem");
     let res = events
@@ -194,12 +194,23 @@ async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_em
     let counters = Counters::start().await;
     let state = counted_resume(&events, &counters).await;
 
-    // Cached: the rate limit, the single-use mark and the history in one request.
+    // A list only the mirror wrote proves nothing: one DynamoDB query, and one Redis
+    // request to prove the list.
+    let body = redeem(&state, &conversation).await;
+    assert_eq!(body["events"].as_array().unwrap().len(), HYDRATION_EVENTS);
+    assert_eq!(
+        counters.take(),
+        (2, 1),
+        "history from dynamodb, the list proven"
+    );
+
+    // Proven: the rate limit, the single-use mark and the history in one request.
     let body = redeem(&state, &conversation).await;
     assert_eq!(body["events"].as_array().unwrap().len(), HYDRATION_EVENTS);
     assert_eq!(counters.take(), (1, 0), "cached history");
 
-    // Not cached: one DynamoDB query, then one Redis request to refill the cache.
+    // Not cached (the list is gone): one DynamoDB query, then one Redis request to refill
+    // and prove it.
     let key = format!("{}chat:conversation:{conversation}:events", events.prefix);
     events.redis.command(&["DEL", &key]).await.unwrap();
     let body = redeem(&state, &conversation).await;
@@ -209,7 +220,8 @@ async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_em
         (2, 1),
         "history from dynamodb, then refilled"
     );
-    assert_eq!(events.cached(&conversation).await.len(), HYDRATION_EVENTS);
+    // Refilled with all 30, as many as the list holds.
+    assert_eq!(events.cached(&conversation).await.len(), 30);
 
     // Refilled: back to one request.
     redeem(&state, &conversation).await;

@@ -55,8 +55,9 @@ pub fn lambda_env(
 /// The app settings passed to every function: these variables of the current environment
 /// (`.dev/stack.env`), with `overrides` on top.
 pub fn app_env(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
-    const PASSED: [&str; 16] = [
+    const PASSED: [&str; 17] = [
         "ABLY_API_KEY",
+        "ABLY_WEBHOOK_KEYS",
         "ABLY_REST_URL",
         "JWT_SECRET",
         "JWT_ISSUER",

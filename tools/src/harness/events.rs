@@ -15,16 +15,17 @@ use crate::webhook_load::{self, LoadPlan, Signer};
 #[derive(Clone)]
 pub struct Secrets {
     pub jwt_secret: String,
-    /// `appId.keyId:secret`, which signs webhooks.
-    pub ably_api_key: String,
+    /// `appId.keyId:secret`: the dedicated key that signs webhooks.
+    pub webhook_key: String,
 }
 
 impl Secrets {
-    /// `JWT_SECRET` and `ABLY_API_KEY` of the local stack's settings.
+    /// `JWT_SECRET` and the first key of `ABLY_WEBHOOK_KEYS` of the local stack's settings.
     pub fn from_env() -> anyhow::Result<Secrets> {
+        let keys = required("ABLY_WEBHOOK_KEYS")?;
         Ok(Secrets {
             jwt_secret: required("JWT_SECRET")?,
-            ably_api_key: required("ABLY_API_KEY")?,
+            webhook_key: keys.split(',').next().unwrap_or_default().trim().to_owned(),
         })
     }
 }
@@ -51,7 +52,7 @@ pub fn prepare_event(source: &EventSource, secrets: &Secrets, run: &str) -> anyh
             if event["headers"].get("x-ably-signature").is_some() {
                 let body = event["body"].as_str().unwrap_or_default();
                 let body = unique_message_ids(body, run)?;
-                Signer::from_api_key(&secrets.ably_api_key)?.sign_into(&mut event, body);
+                Signer::from_key(&secrets.webhook_key)?.sign_into(&mut event, body);
             }
             Ok(event)
         }
@@ -69,7 +70,7 @@ pub fn prepare_event(source: &EventSource, secrets: &Secrets, run: &str) -> anyh
                 .next()
                 .context("no batch")?;
             let body = String::from_utf8(batch.body).context("webhook body")?;
-            Ok(Signer::from_api_key(&secrets.ably_api_key)?.api_gateway_event(body))
+            Ok(Signer::from_key(&secrets.webhook_key)?.api_gateway_event(body))
         }
     }
 }
@@ -123,7 +124,7 @@ fn unique_message_ids(body: &str, run: &str) -> anyhow::Result<String> {
 pub(crate) fn test_secrets() -> Secrets {
     Secrets {
         jwt_secret: "test-jwt-secret-0123456789abcdef-0123".into(),
-        ably_api_key: "app.key:webhook-secret".into(),
+        webhook_key: "app.key:webhook-secret".into(),
     }
 }
 

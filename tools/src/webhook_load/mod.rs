@@ -81,15 +81,24 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// The signer of an Ably API key, `appId.keyId:secret`.
-    pub fn from_api_key(key: &str) -> anyhow::Result<Signer> {
+    /// The signer of an Ably key, `appId.keyId:secret`.
+    pub fn from_key(key: &str) -> anyhow::Result<Signer> {
         let key: chat_core::ably::AblyKey = key
             .parse()
-            .map_err(|e| anyhow::anyhow!("ABLY_API_KEY is invalid: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the webhook key is invalid: {e}"))?;
         Ok(Signer {
             secret: key.secret.expose().to_owned(),
             key_name: key.name,
         })
+    }
+
+    /// The first key of `ABLY_WEBHOOK_KEYS` (`keyName:secret,...`): the dedicated key the
+    /// integration rule signs webhooks with.
+    pub fn from_env() -> anyhow::Result<Signer> {
+        let keys = std::env::var("ABLY_WEBHOOK_KEYS").map_err(|_| {
+            anyhow::anyhow!("missing required environment variable ABLY_WEBHOOK_KEYS")
+        })?;
+        Self::from_key(keys.split(',').next().unwrap_or_default().trim())
     }
 
     /// The API Gateway HTTP API (v2) event Ably's webhook POST of `body` becomes.

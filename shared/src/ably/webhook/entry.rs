@@ -2,14 +2,30 @@
 //! [`WebhookBatch`]: its time, its event type (presence actions by name), its id (or a
 //! stable derived one), its `data` decoded along its `encoding`, and whether the channel
 //! table trusts its publisher to send it.
+//!
+//! The parsers hand each entry's `data` over as the JSON text the body holds; it becomes
+//! a value only here, one entry at a time, and leaves as the event's compact
+//! [`Payload`] text. So a batch never holds more than one message as a tree.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ably::webhook::encoding::decode_data;
 use crate::channels::trusts;
-use crate::events::event::{conversation_id, ChatEvent};
+use crate::events::event::{conversation_id, ChatEvent, MAX_ITEM_BYTES};
 use crate::events::time::iso_millis;
+use crate::events::Payload;
+
+/// `data` longer than this is not decoded: no encoding Ably applies shrinks it below a
+/// DynamoDB item (binary stays base64; JSON text loses only its escapes).
+pub const MAX_DATA_BYTES: usize = 2 * MAX_ITEM_BYTES;
+
+/// An object's members, each as the JSON text the body holds.
+pub(crate) type RawMap<'a> = BTreeMap<String, &'a RawValue>;
 
 /// Ably delivers at most this many items in one batched webhook. An item may carry any
 /// number of messages (a multi-message publish is one item), so events are not capped:
@@ -38,43 +54,44 @@ pub enum PayloadError {
     TooLarge(usize),
 }
 
-/// The fields of one Ably message or presence entry, moved out of the parsed JSON.
-pub(crate) struct RawMessage {
+/// The fields of one Ably message or presence entry, taken out of the body.
+pub(crate) struct RawMessage<'a> {
     pub id: Option<String>,
     pub client_id: Option<String>,
     pub timestamp: Option<i64>,
     pub name: Option<String>,
-    pub data: Value,
+    /// `data` as JSON text (`None`: absent).
+    pub data: Option<Cow<'a, RawValue>>,
     pub encoding: Option<String>,
-    pub action: Option<Value>,
+    /// `action` as JSON text (presence reads it).
+    pub action: Option<Cow<'a, RawValue>>,
 }
 
-impl RawMessage {
-    /// `None` when the entry is not an object or a known field has the wrong type.
-    pub(crate) fn from_map(mut map: Map<String, Value>) -> Option<Self> {
+impl<'a> RawMessage<'a> {
+    /// `None` when a known field has the wrong type.
+    pub(crate) fn from_map(mut map: RawMap<'a>) -> Option<Self> {
         let mut text = |key: &str| -> Result<Option<String>, ()> {
             match map.remove(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s)),
-                Some(_) => Err(()),
+                None => Ok(None),
+                Some(raw) => serde_json::from_str(raw.get()).map_err(|_| ()),
             }
         };
         let id = text("id").ok()?;
         let client_id = text("clientId").ok()?;
         let name = text("name").ok()?;
         let encoding = text("encoding").ok()?;
-        let timestamp = match map.get("timestamp") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(timestamp_ms(v)?),
+        let timestamp = match map.get("timestamp").map(|raw| raw.get()) {
+            None | Some("null") => None,
+            Some(raw) => Some(timestamp_ms(&serde_json::from_str(raw).ok()?)?),
         };
         Some(RawMessage {
             id,
             client_id,
             timestamp,
             name,
-            data: map.remove("data").unwrap_or(Value::Null),
+            data: map.remove("data").map(Cow::Borrowed),
             encoding,
-            action: map.remove("action"),
+            action: map.remove("action").map(Cow::Borrowed),
         })
     }
 }
@@ -99,7 +116,7 @@ impl std::fmt::Display for Place<'_> {
 pub(crate) fn push_message(
     label: Place<'_>,
     channel: &str,
-    raw: RawMessage,
+    raw: RawMessage<'_>,
     fallback_ts: Option<i64>,
     presence: bool,
     batch: &mut WebhookBatch,
@@ -115,18 +132,33 @@ pub(crate) fn push_message(
         return;
     };
     let event_type = if presence {
-        format!("presence:{}", presence_action(raw.action.as_ref()))
+        let action = raw
+            .action
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<Value>(a.get()).ok());
+        format!("presence:{}", presence_action(action.as_ref()))
     } else {
         raw.name
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "message".to_owned())
     };
-    let raw_data = raw.data;
+    let raw_data = match raw.data.as_deref().map(RawValue::get) {
+        Some(text) if text.len() > MAX_DATA_BYTES => {
+            batch
+                .skipped
+                .push(format!("{label}: event larger than a DynamoDB item"));
+            return;
+        }
+        // The body held it as JSON: it parses.
+        Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
     let id = match raw.id {
         Some(id) if !id.is_empty() => id,
         _ => derived_id(channel, ms, &event_type, &raw_data),
     };
     let (payload, encoding) = decode_data(raw_data, raw.encoding.as_deref());
+    let payload = Payload::from_value(&payload);
     // Judged on the clientId as Ably sent it: an empty one is no API-key message.
     let trusted = trusts(channel, &event_type, raw.client_id.as_deref());
     batch.events.push(ChatEvent {

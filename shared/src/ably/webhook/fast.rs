@@ -2,10 +2,11 @@
 //! a JSON tree. It gives up (`None`) at anything unusual, and the lenient parser, which
 //! explains every entry it skips, takes over; both produce the same events.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use crate::ably::webhook::entry::{
     push_message, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_ITEMS,
@@ -16,8 +17,10 @@ struct Body<'a> {
     #[serde(borrow)]
     items: Option<Vec<Item<'a>>>,
     channel: Option<String>,
-    messages: Option<Vec<Message>>,
-    presence: Option<Vec<Message>>,
+    #[serde(borrow)]
+    messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow)]
+    presence: Option<Vec<Message<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -34,36 +37,41 @@ struct Item<'a> {
 }
 
 #[derive(Deserialize)]
-struct ChannelData {
+struct ChannelData<'a> {
     #[serde(rename = "channelId")]
     channel_id: Option<String>,
-    messages: Option<Vec<Message>>,
-    presence: Option<Vec<Message>>,
+    #[serde(borrow)]
+    messages: Option<Vec<Message<'a>>>,
+    #[serde(borrow)]
+    presence: Option<Vec<Message<'a>>>,
     status: Option<IgnoredAny>,
 }
 
+/// `data` and `action` stay JSON text: the entry decodes them one message at a time.
 #[derive(Deserialize)]
-struct Message {
+struct Message<'a> {
     id: Option<String>,
     #[serde(rename = "clientId")]
     client_id: Option<String>,
     name: Option<String>,
     encoding: Option<String>,
     timestamp: Option<i64>,
-    data: Option<Value>,
-    action: Option<Value>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    action: Option<&'a RawValue>,
 }
 
-impl From<Message> for RawMessage {
-    fn from(m: Message) -> Self {
+impl<'a> From<Message<'a>> for RawMessage<'a> {
+    fn from(m: Message<'a>) -> Self {
         RawMessage {
             id: m.id,
             client_id: m.client_id,
             timestamp: m.timestamp,
             name: m.name,
-            data: m.data.unwrap_or(Value::Null),
+            data: m.data.map(Cow::Borrowed),
             encoding: m.encoding,
-            action: m.action,
+            action: m.action.map(Cow::Borrowed),
         }
     }
 }
@@ -99,18 +107,14 @@ pub(crate) fn parse(body: &[u8]) -> Option<Result<WebhookBatch, PayloadError>> {
     Some(Ok(batch))
 }
 
-fn push_item(index: usize, item: Item<'_>, batch: &mut WebhookBatch) -> Option<()> {
+fn push_item<'a>(index: usize, item: Item<'a>, batch: &mut WebhookBatch) -> Option<()> {
     if let Some(channel) = item.channel {
-        let data = match item.data {
-            Some(raw) => serde_json::from_str(raw.get()).ok()?,
-            None => Value::Null,
-        };
         let raw = RawMessage {
             id: item.id,
             client_id: item.client_id,
             timestamp: item.timestamp,
             name: item.name,
-            data,
+            data: item.data.map(Cow::Borrowed),
             encoding: item.encoding,
             action: None,
         };
@@ -141,8 +145,8 @@ fn push_entries(
     item: Option<usize>,
     channel: &str,
     fallback_ts: Option<i64>,
-    messages: Option<Vec<Message>>,
-    presence: Option<Vec<Message>>,
+    messages: Option<Vec<Message<'_>>>,
+    presence: Option<Vec<Message<'_>>>,
     batch: &mut WebhookBatch,
 ) {
     for (key, is_presence, entries) in [("messages", false, messages), ("presence", true, presence)]

@@ -1,26 +1,41 @@
-//! The general webhook parser: builds a JSON tree first, so it can report every entry it
-//! cannot use and keep the rest. [`super::fast`] handles well-formed batches without
-//! the tree.
+//! The general webhook parser: walks the body's structure level by level, so it can
+//! report every entry it cannot use and keep the rest. [`super::fast`] handles
+//! well-formed batches in one typed pass.
+//!
+//! Each level is read as a map or list of JSON texts borrowed from the body, never as one
+//! tree of the whole body: an entry's `data` becomes a value only when its event is built
+//! ([`super::entry`]), so a body of many large messages costs about its own size.
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::ably::webhook::entry::{
-    push_message, timestamp_ms, PayloadError, Place, RawMessage, WebhookBatch, MAX_BATCH_ITEMS,
+    push_message, timestamp_ms, PayloadError, Place, RawMap, RawMessage, WebhookBatch,
+    MAX_BATCH_ITEMS,
 };
 
-pub(crate) fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| PayloadError::NotJson)?;
-    parse_value(value)
+/// `raw` as an object's members, if it is an object.
+fn object(raw: &RawValue) -> Option<RawMap<'_>> {
+    serde_json::from_str(raw.get()).ok()
 }
 
-/// The same, over a tree already built (e.g. from MessagePack).
-pub(crate) fn parse_value(value: Value) -> Result<WebhookBatch, PayloadError> {
-    let Value::Object(mut top) = value else {
-        return Err(PayloadError::UnknownShape);
-    };
+/// `raw` as an array's elements, if it is an array.
+fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// `raw` as a string, if it is one.
+fn string(raw: &RawValue) -> Option<String> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+pub(crate) fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
+    let top: &RawValue = serde_json::from_slice(body).map_err(|_| PayloadError::NotJson)?;
+    let mut top = object(top).ok_or(PayloadError::UnknownShape)?;
     let mut batch = WebhookBatch::default();
     match top.remove("items") {
-        Some(Value::Array(items)) => {
+        Some(items) => {
+            let items = array(items).ok_or(PayloadError::UnknownShape)?;
             if items.len() > MAX_BATCH_ITEMS {
                 return Err(PayloadError::TooLarge(items.len()));
             }
@@ -28,12 +43,12 @@ pub(crate) fn parse_value(value: Value) -> Result<WebhookBatch, PayloadError> {
                 parse_item(index, item, &mut batch);
             }
         }
-        Some(_) => return Err(PayloadError::UnknownShape),
         None => {
-            let channel = match top.get("channel") {
-                Some(Value::String(c)) if !c.is_empty() => c.clone(),
-                _ => return Err(PayloadError::UnknownShape),
-            };
+            let channel = top
+                .get("channel")
+                .and_then(|c| string(c))
+                .filter(|c| !c.is_empty())
+                .ok_or(PayloadError::UnknownShape)?;
             if !top.contains_key("messages") && !top.contains_key("presence") {
                 return Err(PayloadError::UnknownShape);
             }
@@ -43,13 +58,13 @@ pub(crate) fn parse_value(value: Value) -> Result<WebhookBatch, PayloadError> {
     Ok(batch)
 }
 
-fn parse_item(index: usize, item: Value, batch: &mut WebhookBatch) {
-    let Value::Object(mut item) = item else {
+fn parse_item(index: usize, item: &RawValue, batch: &mut WebhookBatch) {
+    let Some(mut item) = object(item) else {
         batch.skipped.push(format!("item {index}: not an object"));
         return;
     };
     // Flat item: the item itself is the message.
-    if let Some(Value::String(channel)) = item.remove("channel") {
+    if let Some(channel) = item.remove("channel").and_then(string) {
         match RawMessage::from_map(item) {
             Some(raw) => push_message(Place::Item(index), &channel, raw, None, false, batch),
             None => batch
@@ -58,15 +73,18 @@ fn parse_item(index: usize, item: Value, batch: &mut WebhookBatch) {
         }
         return;
     }
-    let item_timestamp = item.get("timestamp").and_then(timestamp_ms);
-    let Some(Value::Object(mut data)) = item.remove("data") else {
+    let item_timestamp = item
+        .get("timestamp")
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        .and_then(|ts| timestamp_ms(&ts));
+    let Some(mut data) = item.remove("data").and_then(object) else {
         batch
             .skipped
             .push(format!("item {index}: no channel and no data object"));
         return;
     };
-    let channel = match data.get("channelId") {
-        Some(Value::String(c)) if !c.is_empty() => c.clone(),
+    let channel = match data.get("channelId").and_then(|c| string(c)) {
+        Some(c) if !c.is_empty() => c,
         _ => {
             batch.skipped.push(format!("item {index}: no channelId"));
             return;
@@ -87,31 +105,26 @@ fn parse_channel_entries(
     item: Option<usize>,
     channel: &str,
     fallback_ts: Option<i64>,
-    container: &mut Map<String, Value>,
+    container: &mut RawMap<'_>,
     batch: &mut WebhookBatch,
 ) {
     for (key, presence) in [("messages", false), ("presence", true)] {
-        match container.remove(key) {
-            None => {}
-            Some(Value::Array(entries)) => {
-                for (i, entry) in entries.into_iter().enumerate() {
-                    let place = Place::Entry(item, key, i);
-                    let raw = match entry {
-                        Value::Object(map) => RawMessage::from_map(map),
-                        _ => None,
-                    };
-                    match raw {
-                        Some(raw) => {
-                            push_message(place, channel, raw, fallback_ts, presence, batch)
-                        }
-                        None => batch.skipped.push(format!("{place}: malformed entry")),
-                    }
-                }
-            }
-            Some(_) => batch.skipped.push(match item {
+        let Some(raw) = container.remove(key) else {
+            continue;
+        };
+        let Some(entries) = array(raw) else {
+            batch.skipped.push(match item {
                 Some(i) => format!("item {i}: {key} is not an array"),
                 None => format!("{key} is not an array"),
-            }),
+            });
+            continue;
+        };
+        for (i, entry) in entries.into_iter().enumerate() {
+            let place = Place::Entry(item, key, i);
+            match object(entry).and_then(RawMessage::from_map) {
+                Some(raw) => push_message(place, channel, raw, fallback_ts, presence, batch),
+                None => batch.skipped.push(format!("{place}: malformed entry")),
+            }
         }
     }
 }

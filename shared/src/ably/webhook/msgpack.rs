@@ -1,87 +1,207 @@
 //! MessagePack bodies (`application/x-msgpack`, the "MsgPack" encoding of Ably's rules):
-//! read with `rmpv` into a value tree, then given the JSON shape Ably's JSON encoding would
-//! have sent, so both encodings go through the same normaliser and give the same events.
+//! written out as the JSON text Ably's JSON encoding would have sent, which the JSON
+//! parsers then read, so both encodings give the same events.
 //!
 //! The one difference between the two encodings is binary data: MessagePack carries it as
 //! `bin`, JSON as base64 text with `base64` appended to the message's `encoding`. A binary
 //! `data` becomes exactly that here.
+//!
+//! `rmp` (the rmp project's low-level reader) decodes every marker, length and number;
+//! this module only walks the values it reads into JSON text, one at a time. It writes no
+//! value tree: a tree costs 32 bytes or more per element, 32 times a body of small
+//! integers, while the text costs at most a few times the body. And the `bin` rule above
+//! needs to know which map key a value sits under, which a serde transcoder does not
+//! tell.
 
 use base64::Engine;
-use serde_json::{Map, Number, Value};
+use rmp::Marker;
 
 use crate::ably::webhook::entry::PayloadError;
 
 /// Nesting deeper than this is refused (Ably's payloads are a few levels deep).
 const MAX_DEPTH: usize = 64;
 
-/// Decodes a MessagePack body into the JSON tree its JSON twin would parse to.
-pub fn to_json(body: &[u8]) -> Result<Value, PayloadError> {
+/// Writes a MessagePack body as the JSON text of its JSON twin.
+pub fn to_json_text(body: &[u8]) -> Result<Vec<u8>, PayloadError> {
     let mut reader = body;
-    let value = rmpv::decode::read_value_with_max_depth(&mut reader, MAX_DEPTH)
-        .map_err(|_| PayloadError::NotMsgpack)?;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(2));
+    value(&mut reader, &mut out, 0)?;
     // One value, nothing after it.
     if !reader.is_empty() {
         return Err(PayloadError::NotMsgpack);
     }
-    convert(value)
+    Ok(out)
 }
 
-fn convert(value: rmpv::Value) -> Result<Value, PayloadError> {
-    Ok(match value {
-        rmpv::Value::Nil => Value::Null,
-        rmpv::Value::Boolean(b) => Value::Bool(b),
-        rmpv::Value::Integer(i) => match (i.as_i64(), i.as_u64()) {
-            (Some(n), _) => Value::from(n),
-            (None, Some(n)) => Value::from(n),
-            (None, None) => return Err(PayloadError::NotMsgpack),
-        },
-        rmpv::Value::F32(f) => number(f64::from(f)),
-        rmpv::Value::F64(f) => number(f),
-        rmpv::Value::String(s) => match s.into_str() {
-            Some(text) => Value::String(text),
-            // A `str` must be UTF-8; binary comes as `bin`.
-            None => return Err(PayloadError::NotMsgpack),
-        },
-        rmpv::Value::Binary(bytes) => Value::String(base64(&bytes)),
-        rmpv::Value::Array(items) => {
-            Value::Array(items.into_iter().map(convert).collect::<Result<_, _>>()?)
+/// The JSON text of a MessagePack body, parsed: for tests.
+#[cfg(test)]
+fn to_json(body: &[u8]) -> Result<serde_json::Value, PayloadError> {
+    let text = to_json_text(body)?;
+    serde_json::from_slice(&text).map_err(|_| PayloadError::NotJson)
+}
+
+fn not_msgpack<E>(_: E) -> PayloadError {
+    PayloadError::NotMsgpack
+}
+
+/// The next `len` bytes.
+fn take<'a>(reader: &mut &'a [u8], len: u32) -> Result<&'a [u8], PayloadError> {
+    let len = usize::try_from(len).map_err(not_msgpack)?;
+    if len > reader.len() {
+        return Err(PayloadError::NotMsgpack);
+    }
+    let (bytes, rest) = reader.split_at(len);
+    *reader = rest;
+    Ok(bytes)
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Strings and numbers always serialise.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// Writes the next value as JSON; whether it was `bin`.
+fn value(reader: &mut &[u8], out: &mut Vec<u8>, depth: usize) -> Result<bool, PayloadError> {
+    let marker = Marker::from_u8(*reader.first().ok_or(PayloadError::NotMsgpack)?);
+    match marker {
+        Marker::Null => {
+            rmp::decode::read_nil(reader).map_err(not_msgpack)?;
+            out.extend_from_slice(b"null");
         }
-        rmpv::Value::Map(entries) => Value::Object(convert_map(entries)?),
-        rmpv::Value::Ext(..) => return Err(PayloadError::NotMsgpack),
-    })
+        Marker::True | Marker::False => {
+            let b = rmp::decode::read_bool(reader).map_err(not_msgpack)?;
+            write_json(out, &b);
+        }
+        Marker::U64 => {
+            let n: u64 = rmp::decode::read_int(reader).map_err(not_msgpack)?;
+            write_json(out, &n);
+        }
+        Marker::FixPos(_)
+        | Marker::FixNeg(_)
+        | Marker::U8
+        | Marker::U16
+        | Marker::U32
+        | Marker::I8
+        | Marker::I16
+        | Marker::I32
+        | Marker::I64 => {
+            let n: i64 = rmp::decode::read_int(reader).map_err(not_msgpack)?;
+            write_json(out, &n);
+        }
+        Marker::F32 => {
+            let f = rmp::decode::read_f32(reader).map_err(not_msgpack)?;
+            float(out, f64::from(f));
+        }
+        Marker::F64 => {
+            let f = rmp::decode::read_f64(reader).map_err(not_msgpack)?;
+            float(out, f);
+        }
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+            write_json(out, text(reader)?);
+        }
+        Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+            let len = rmp::decode::read_bin_len(reader).map_err(not_msgpack)?;
+            let bytes = take(reader, len)?;
+            write_json(
+                out,
+                &base64::engine::general_purpose::STANDARD.encode(bytes),
+            );
+            return Ok(true);
+        }
+        Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
+            let len = rmp::decode::read_array_len(reader).map_err(not_msgpack)?;
+            let depth = deeper(depth)?;
+            out.push(b'[');
+            for i in 0..len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(reader, out, depth)?;
+            }
+            out.push(b']');
+        }
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+            let len = rmp::decode::read_map_len(reader).map_err(not_msgpack)?;
+            map(reader, out, len, deeper(depth)?)?;
+        }
+        _ => return Err(PayloadError::NotMsgpack),
+    }
+    Ok(false)
+}
+
+fn deeper(depth: usize) -> Result<usize, PayloadError> {
+    if depth >= MAX_DEPTH {
+        return Err(PayloadError::NotMsgpack);
+    }
+    Ok(depth + 1)
+}
+
+/// A `str`, which must be UTF-8 (binary comes as `bin`).
+fn text<'a>(reader: &mut &'a [u8]) -> Result<&'a str, PayloadError> {
+    let len = rmp::decode::read_str_len(reader).map_err(not_msgpack)?;
+    std::str::from_utf8(take(reader, len)?).map_err(not_msgpack)
+}
+
+fn float(out: &mut Vec<u8>, f: f64) {
+    if f.is_finite() {
+        write_json(out, &f);
+    } else {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// A map with string keys. A binary `data` is a message's binary payload: base64 text,
 /// with `base64` as the last step of its `encoding`, as Ably's JSON encoding sends it.
-fn convert_map(
-    entries: Vec<(rmpv::Value, rmpv::Value)>,
-) -> Result<Map<String, Value>, PayloadError> {
-    let mut map = Map::new();
+fn map(reader: &mut &[u8], out: &mut Vec<u8>, len: u32, depth: usize) -> Result<(), PayloadError> {
+    out.push(b'{');
+    // Where the (last) `encoding` value was written, and whether the (last) `data` is bin.
+    let mut encoding_at = None;
     let mut binary_data = false;
-    for (key, value) in entries {
-        let rmpv::Value::String(key) = key else {
+    for i in 0..len {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key_marker = Marker::from_u8(*reader.first().ok_or(PayloadError::NotMsgpack)?);
+        if !matches!(
+            key_marker,
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32
+        ) {
             return Err(PayloadError::UnknownShape);
-        };
-        let key = key.into_str().ok_or(PayloadError::NotMsgpack)?;
-        binary_data |= key == "data" && matches!(value, rmpv::Value::Binary(_));
-        map.insert(key, convert(value)?);
+        }
+        let key = text(reader)?;
+        write_json(out, key);
+        out.push(b':');
+        let start = out.len();
+        let binary = value(reader, out, depth)?;
+        match key {
+            "data" => binary_data = binary,
+            "encoding" => encoding_at = Some(start..out.len()),
+            _ => {}
+        }
     }
     if binary_data {
-        let encoding = match map.remove("encoding") {
-            Some(Value::String(steps)) if !steps.is_empty() => format!("{steps}/base64"),
-            _ => "base64".to_owned(),
+        let steps = encoding_at
+            .as_ref()
+            .and_then(|at| serde_json::from_slice::<String>(&out[at.clone()]).ok())
+            .filter(|steps| !steps.is_empty());
+        let encoding = match steps {
+            Some(steps) => format!("{steps}/base64"),
+            None => "base64".to_owned(),
         };
-        map.insert("encoding".to_owned(), Value::String(encoding));
+        let mut written = Vec::with_capacity(encoding.len() + 2);
+        write_json(&mut written, &encoding);
+        match encoding_at {
+            Some(at) => {
+                out.splice(at, written);
+            }
+            None => {
+                out.extend_from_slice(b",\"encoding\":");
+                out.extend_from_slice(&written);
+            }
+        }
     }
-    Ok(map)
-}
-
-fn number(f: f64) -> Value {
-    Number::from_f64(f).map_or(Value::Null, Value::Number)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    out.push(b'}');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -152,6 +272,10 @@ mod tests {
         // A non-string key.
         let keyed = rmpv::Value::Map(vec![(rmpv::Value::from(1), s("x"))]);
         assert_eq!(to_json(&encode(&keyed)), Err(PayloadError::UnknownShape));
+        // Not UTF-8 in a `str`.
+        assert_eq!(to_json(&[0xa2, 0xff, 0xfe]), Err(PayloadError::NotMsgpack));
+        // A string longer than the body.
+        assert_eq!(to_json(&[0xa5, b'a']), Err(PayloadError::NotMsgpack));
         // Nesting past the depth limit.
         let mut deep = rmpv::Value::Nil;
         for _ in 0..(MAX_DEPTH + 5) {

@@ -26,7 +26,11 @@ pub enum SignatureError {
     /// A header that is not one SHA-256 digest in base64 or lowercase hex.
     #[error("malformed signature")]
     Malformed,
-    /// A well-formed signature that no candidate key produced for this body.
+    /// Several keys are configured and `X-Ably-Key` names none of them (nor may the
+    /// legacy unnamed secret stand in): refused before any HMAC.
+    #[error("no or unknown X-Ably-Key")]
+    UnknownKey,
+    /// A well-formed signature that the request's key did not produce for this body.
     #[error("signature does not match")]
     Mismatch,
 }
@@ -67,8 +71,10 @@ impl WebhookVerifier {
         }
     }
 
-    /// Checks `signature` over `body`: with the key named by `key_name` when it is
-    /// configured, else with every configured secret (legacy single secret, API key).
+    /// Checks `signature` over `body` with exactly one key: the one `key_name` names;
+    /// else the only key; else, for a name that is not configured, the legacy unnamed
+    /// secret. With several keys and no usable name the request is refused before any
+    /// HMAC, so an unsigned flood costs at most one HMAC per request, whatever the keys.
     pub fn verify(
         &self,
         key_name: Option<&str>,
@@ -77,24 +83,25 @@ impl WebhookVerifier {
     ) -> Result<(), SignatureError> {
         let presented = signature.ok_or(SignatureError::Missing)?;
         let expected = decode_signature(presented).ok_or(SignatureError::Malformed)?;
-        let name = key_name.map(str::trim).filter(|n| !n.is_empty());
-        // A configured name picks its key; an unknown or absent one tries them all.
-        let use_named = name.is_some_and(|name| self.keys.iter().any(|(n, _)| n == name));
-        // Every candidate is checked (no early exit), so timing does not reveal which matched.
-        let matched = self
-            .keys
-            .iter()
-            .filter(|(n, _)| !use_named || Some(n.as_str()) == name)
-            .fold(false, |ok, (_, keyed)| {
-                let mut mac = keyed.clone();
-                mac.update(body);
-                mac.verify_slice(&expected).is_ok() | ok
-            });
-        if matched {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        let keyed = self
+            .candidate(key_name.map(str::trim).filter(|n| !n.is_empty()))
+            .ok_or(SignatureError::UnknownKey)?;
+        let mut mac = keyed.clone();
+        mac.update(body);
+        mac.verify_slice(&expected)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+
+    /// The one key a request is checked with (see [`Self::verify`]).
+    fn candidate(&self, name: Option<&str>) -> Option<&HmacSha256> {
+        let named = |wanted: &str| self.keys.iter().find(|(n, _)| n == wanted);
+        let found = match (name, self.keys.as_slice()) {
+            (Some(name), _) if named(name).is_some() => named(name),
+            (_, [only]) => Some(only),
+            (Some(_), _) => named(""),
+            (None, _) => None,
+        };
+        found.map(|(_, keyed)| keyed)
     }
 }
 
@@ -217,11 +224,31 @@ mod tests {
         assert_eq!(check("app.new", "s-new"), Ok(()));
         // Naming one key and signing with another fails.
         assert_eq!(check("app.new", "s-old"), Err(SignatureError::Mismatch));
-        // An unknown key name falls back to every configured secret.
+        // An unknown key name may only be the legacy unnamed secret's.
         assert_eq!(check("app.gone", "legacy"), Ok(()));
+        assert_eq!(check("app.gone", "s-new"), Err(SignatureError::Mismatch));
         assert_eq!(
             verifier(&[]).verify(None, Some(&sign("legacy", BODY)), BODY),
-            Err(SignatureError::Mismatch)
+            Err(SignatureError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn with_several_keys_a_request_must_name_one_and_is_checked_with_that_one_only() {
+        let k = verifier(&[("app.new", "s-new"), ("app.old", "s-old")]);
+        for name in [None, Some(""), Some("app.gone")] {
+            assert_eq!(
+                k.verify(name, Some(&sign("s-new", BODY)), BODY),
+                Err(SignatureError::UnknownKey),
+                "{name:?}"
+            );
+        }
+        // One key: it needs no name.
+        let one = verifier(&[("app.key", "secret")]);
+        assert_eq!(one.verify(None, Some(&sign("secret", BODY)), BODY), Ok(()));
+        assert_eq!(
+            one.verify(Some("app.other"), Some(&sign("secret", BODY)), BODY),
+            Ok(())
         );
     }
 }

@@ -2,8 +2,10 @@
 //! `x-ably-message-*` headers, its `data` as the raw body, typed by `Content-Type`
 //! (`application/json`, `text/plain` or `application/octet-stream`).
 
+use std::borrow::Cow;
+
 use base64::Engine;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ably::webhook::entry::{push_message, PayloadError, Place, RawMessage, WebhookBatch};
 
@@ -66,7 +68,7 @@ pub fn parse<'h>(
         // table, in `x-ably-message-name`).
         action: text(ACTION_HEADER)
             .or_else(|| presence.then(|| text(NAME_HEADER)).flatten())
-            .map(Value::String),
+            .map(|action| json_string(&action)),
     };
     let key = if presence { "presence" } else { "messages" };
     push_message(
@@ -80,35 +82,41 @@ pub fn parse<'h>(
     Ok(batch)
 }
 
-/// The body as a message's `data`: JSON parsed, text as a string, binary as base64 with
-/// its encoding. Without a known type, JSON if it parses, then text, then binary.
-fn body_data(
-    body: &[u8],
+/// A text as a JSON string.
+fn json_string(text: &str) -> Cow<'static, RawValue> {
+    // A string always serialises.
+    Cow::Owned(serde_json::value::to_raw_value(text).unwrap_or_default())
+}
+
+/// The body as a message's `data`, as JSON text: JSON as it is, text as a string, binary
+/// as base64 with its encoding. Without a known type, JSON if it parses, then text, then
+/// binary.
+fn body_data<'a>(
+    body: &'a [u8],
     content_type: Option<&str>,
-) -> Result<(Value, Option<String>), PayloadError> {
+) -> Result<(Option<Cow<'a, RawValue>>, Option<String>), PayloadError> {
     if body.is_empty() {
-        return Ok((Value::Null, None));
+        return Ok((None, None));
     }
     let binary = || {
         let text = base64::engine::general_purpose::STANDARD.encode(body);
-        (Value::String(text), Some("base64".to_owned()))
+        (Some(json_string(&text)), Some("base64".to_owned()))
     };
     let text = || {
         std::str::from_utf8(body)
             .ok()
-            .map(|t| (Value::String(t.to_owned()), None))
+            .map(|t| (Some(json_string(t)), None))
+    };
+    let json = || {
+        serde_json::from_slice::<&RawValue>(body)
+            .ok()
+            .map(|raw| (Some(Cow::Borrowed(raw)), None))
     };
     match media_type(content_type).as_deref() {
-        Some("application/json") => serde_json::from_slice(body)
-            .map(|v| (v, None))
-            .map_err(|_| PayloadError::NotJson),
+        Some("application/json") => json().ok_or(PayloadError::NotJson),
         Some("text/plain") => Ok(text().unwrap_or_else(binary)),
         Some("application/octet-stream") => Ok(binary()),
-        _ => Ok(serde_json::from_slice(body)
-            .ok()
-            .map(|v| (v, None))
-            .or_else(text)
-            .unwrap_or_else(binary)),
+        _ => Ok(json().or_else(text).unwrap_or_else(binary)),
     }
 }
 
@@ -199,7 +207,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(enter.events[0].event_type, "presence:enter");
-        assert_eq!(enter.events[0].payload, Value::Null);
+        assert_eq!(enter.events[0].payload, serde_json::Value::Null);
         let by_name = deliver(
             b"x",
             "text/plain",

@@ -2,9 +2,14 @@
 //! hand it parsed deliveries, and it stores them all at once (one cache round trip, one
 //! set of DynamoDB batch writes, the dead letters beside them), then says what became of
 //! each delivery.
+//!
+//! The cache is written before the archive: when the cache write fails, the cache epoch
+//! is moved on (and readers given time to see it) before any of the events is in
+//! DynamoDB, so no reader trusts a list that lacks an event DynamoDB holds
+//! ([`crate::storage::epoch`]).
 
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -12,7 +17,9 @@ use crate::ably::webhook::{PayloadError, WebhookBatch};
 use crate::events::ChatEvent;
 use crate::handlers::ably_events::{EventsState, Receipt, Tally};
 use crate::platform::clock;
-use crate::storage::archive::ArchiveError;
+use crate::storage::archive::{ArchiveError, ArchiveReport};
+use crate::storage::cache::CacheOutcome;
+use crate::storage::epoch::SNAPSHOT_MAX_AGE;
 use crate::storage::RedisError;
 
 /// One delivery: its raw bytes (kept as a dead letter if they do not parse) and what the
@@ -67,7 +74,7 @@ pub async fn mirror(
             Ok(mut batch) => {
                 // An event DynamoDB cannot hold would fail every redelivery; one past its
                 // retention would come back from the dead.
-                state.stores.archive.skip_unarchivable(&mut batch, now_secs);
+                state.stores.archive.skip_unarchivable(&mut batch, now_ms);
                 let start = events.len();
                 if events.is_empty() {
                     // The usual single delivery: its events, moved as they are.
@@ -87,28 +94,22 @@ pub async fn mirror(
     tally.skipped += stored.iter().map(|s| s.3.len()).sum::<usize>();
 
     let groups: Vec<Range<usize>> = stored.iter().map(|s| s.1.clone()).collect();
-    let (cached, archived, kept) = tokio::join!(
-        tokio::time::timeout_at(
-            until.into(),
-            state.stores.cache.mirror(&events, lifecycle, now_ms),
-        ),
-        state
-            .stores
-            .archive
-            .put_groups(&events, &groups, now_secs, until),
+    // Boxed: the stores' futures nest deep enough to pass the compiler's layout limit
+    // in the binaries that await this one; one allocation per invocation.
+    let ((cached, archived), kept) = tokio::join!(
+        Box::pin(store(state, &events, lifecycle, &groups, now_ms, until)),
         futures::future::join_all(
             dead.iter()
                 .map(|(_, body, err)| keep_dead_letter(state, body, err, now_secs, until)),
         ),
     );
-    let cache = match cached.unwrap_or_else(|_| Err(RedisError::Unavailable("timed out".into()))) {
+    let cache = match cached {
         Ok(outcome) => {
             tally.duplicates += outcome.duplicates;
             None
         }
-        Err(err) => {
+        Err(_) => {
             tally.redis_failed = true;
-            tracing::warn!(error = %err, events = events.len(), "redis mirror failed; dynamodb is the record");
             Some("unavailable")
         }
     };
@@ -142,6 +143,106 @@ pub async fn mirror(
         .into_iter()
         .map(|fate| fate.unwrap_or_else(|| Fate::Failed("not processed".into())))
         .collect()
+}
+
+/// Both stores, the cache first (see the module's documentation).
+async fn store(
+    state: &EventsState,
+    events: &[ChatEvent],
+    lifecycle: usize,
+    groups: &[Range<usize>],
+    now_ms: i64,
+    until: Instant,
+) -> (Result<CacheOutcome, RedisError>, ArchiveReport) {
+    let cached = cache_first(state, events, lifecycle, now_ms, until).await;
+    let mut recorded = None;
+    if let Err(err) = &cached {
+        if !events.is_empty() {
+            match advance_epoch(state, err, events.len(), now_ms, until).await {
+                Ok(settling) => recorded = settling,
+                Err(epoch_err) => {
+                    let refused = ArchiveReport {
+                        written: 0,
+                        failed_groups: vec![true; groups.len()],
+                        error: Some(epoch_err),
+                    };
+                    return (cached, refused);
+                }
+            }
+        }
+    }
+    let now_secs = now_ms.div_euclid(1000);
+    let archived = state
+        .stores
+        .archive
+        .put_groups(events, groups, now_secs, until)
+        .await;
+    if let Some(recorded) = recorded {
+        // Every write has ended: the lists may be proven again from now on.
+        state.stores.epoch.settle(recorded, clock::now_ms()).await;
+    }
+    (cached, archived)
+}
+
+/// The Redis mirror, within a third of what is left of the budget (at least a second):
+/// the archive, which comes after it, is the record.
+async fn cache_first(
+    state: &EventsState,
+    events: &[ChatEvent],
+    lifecycle: usize,
+    now_ms: i64,
+    until: Instant,
+) -> Result<CacheOutcome, RedisError> {
+    let left = until.saturating_duration_since(Instant::now());
+    let cache_until = Instant::now() + (left / 3).max(Duration::from_secs(1)).min(left);
+    let mirrored = tokio::time::timeout_at(
+        cache_until.into(),
+        state.stores.cache.mirror(events, lifecycle, now_ms),
+    )
+    .await
+    .unwrap_or_else(|_| Err(RedisError::Unavailable("timed out".into())));
+    if let Err(err) = &mirrored {
+        tracing::warn!(error = %err, events = events.len(), "redis mirror failed; dynamodb is the record");
+    }
+    mirrored
+}
+
+/// After a failed cache write: moves the cache epoch on, then waits until every reader's
+/// view of the epoch is newer than the move, before the events may reach DynamoDB. An
+/// epoch that cannot be moved fails the delivery (it comes again), so that no event is
+/// in DynamoDB that a proven list lacks.
+async fn advance_epoch(
+    state: &EventsState,
+    cause: &RedisError,
+    events: usize,
+    now_ms: i64,
+    until: Instant,
+) -> Result<Option<i64>, ArchiveError> {
+    let left = until.saturating_duration_since(Instant::now());
+    let writes_end_ms = now_ms.saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX));
+    let moved = tokio::time::timeout_at(until.into(), state.stores.epoch.advance(writes_end_ms))
+        .await
+        .unwrap_or(Err(ArchiveError::Timeout));
+    let waited = moved.and_then(|settling| {
+        tracing::warn!(cause = %cause, events, "cache epoch moved on: lists are read from dynamodb until proven again");
+        // Too little time left to wait for the readers: the delivery comes again.
+        let ready = Instant::now() + SNAPSHOT_MAX_AGE;
+        if ready < until {
+            Ok((ready, settling))
+        } else {
+            Err(ArchiveError::Timeout)
+        }
+    });
+    match waited {
+        Ok((ready, settling)) => {
+            tokio::time::sleep_until(ready.into()).await;
+            Ok(settling)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, cause = %cause, events, "cache epoch could not be moved on in time; the delivery is not stored");
+            Err(err)
+        }
+    }
 }
 
 fn describe(error: Option<&ArchiveError>) -> String {

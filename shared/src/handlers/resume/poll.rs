@@ -71,14 +71,17 @@ pub(super) async fn poll(
         })?;
     ensure_may_use(&caller, &channel)?;
 
-    // One Redis round trip: the rate limit count and the cached list.
+    // One Redis round trip: the rate limit count and the cached list; meanwhile the
+    // cache epoch, read at most every two seconds.
     let counter = format!("{caller_id}:{conversation_id}");
-    let cached = match state
-        .history
-        .cache()
-        .counted_window(&conversation_id, &state.poll_limiter, &counter)
-        .await
-    {
+    let (counted, epoch) = tokio::join!(
+        state
+            .history
+            .cache()
+            .counted_window(&conversation_id, &state.poll_limiter, &counter),
+        state.history.epoch()
+    );
+    let cached = match counted {
         Ok((usage, cached)) => {
             state.poll_limiter.judge(Ok(usage))?;
             cached
@@ -90,7 +93,7 @@ pub(super) async fn poll(
     };
     let page = state
         .history
-        .page_after(&conversation_id, cursor.as_ref(), limit, cached)
+        .page_after(&conversation_id, cursor.as_ref(), limit, cached, epoch)
         .await
         .map_err(|e| {
             ApiError::unavailable(

@@ -21,7 +21,7 @@ use crate::identity::SESSION_COOKIE;
 use crate::platform::clock::unix_seconds;
 use crate::platform::error::ApiError;
 use crate::platform::http::{json_response, RequestContext};
-use crate::storage::cache::EventCache;
+use crate::storage::proof::CachedList;
 use crate::storage::scripts;
 use crate::storage::RedisError;
 
@@ -109,13 +109,14 @@ async fn consume(
     state: &ResumeState,
     client: &str,
     claims: &ResumeClaims,
-) -> Result<Vec<ChatEvent>, ApiError> {
+) -> Result<CachedList, ApiError> {
     let limiter = &state.redeem_limiter;
     let remaining = claims.expires_at.saturating_sub(unix_seconds());
     let keys = [
         limiter.key(client),
         state.keys.resume_used(&claims.jti),
         state.keys.events(&claims.conversation_id),
+        state.keys.proof(&claims.conversation_id),
     ];
     let args = [
         limiter.window_ms().to_string(),
@@ -150,7 +151,7 @@ async fn consume(
         )),
         (Some(2), Some(events)) => {
             // A list that cannot be read is history unavailable, not a failed redeem.
-            Ok(EventCache::cached_events(events).unwrap_or_default())
+            Ok(CachedList::of_reply(events, items.get(2)).unwrap_or_default())
         }
         _ => Err(link_store_unavailable(unexpected(&reply))),
     }

@@ -5,12 +5,20 @@
 -- pub/sub bridge on, each new trusted event's envelope is published on its
 -- conversation's channel (a channel, not a key: it comes in ARGV).
 --
+-- A list's proof (floor, epoch: see refill.lua) says it holds every event after its
+-- floor. Pushing keeps that true; a trim drops the least recently pushed entries, which
+-- may be newer than entries kept, so it raises the floor to the newest time it dropped.
+-- A list that did not exist has no proof: what it held before is gone.
+--
+-- (time_of and later: times.lua, which comes before this script.)
+--
 -- KEYS[1]        active         conversations by the time of their last event (zset)
 -- KEYS[2]        ai_samples     message:ai timing.ai_duration_ms samples (zset)
 -- KEYS[3]        queue_samples  message:ai timing.queue_duration_ms samples (zset)
 -- KEYS[4]        minute         this minute's counters (hash)
--- KEYS[5+2i]     seen           event i's seen marker (i from 0)
--- KEYS[6+2i]     list           event i's conversation list
+-- KEYS[5+3i]     seen           event i's seen marker (i from 0)
+-- KEYS[6+3i]     list           event i's conversation list
+-- KEYS[7+3i]     proof          that list's proof
 -- ARGV[1]        ttl            seconds a marker and a list live after their last write
 -- ARGV[2]        max            events kept per list
 -- ARGV[3]        now            ms since the epoch
@@ -30,14 +38,18 @@ local lifecycle = tonumber(ARGV[7])
 local bridge = ARGV[8] == '1'
 local stride = bridge and 9 or 7
 local stored, dups, counted, warn, viol = 0, 0, 0, 0, 0
+
 local touched = {}
 local k = 5
 for i = 9, #ARGV, stride do
   local id, conv, json, trusted = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3] == '1'
   local etype, ai, queue = ARGV[i+4], ARGV[i+5], ARGV[i+6]
   if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
+    if not touched[KEYS[k+1]] then
+      if redis.call('EXISTS', KEYS[k+1]) == 0 then redis.call('DEL', KEYS[k+2]) end
+      touched[KEYS[k+1]] = k + 1
+    end
     redis.call('LPUSH', KEYS[k+1], json)
-    touched[KEYS[k+1]] = k + 1
     if trusted then
       redis.call('ZADD', KEYS[1], now, conv)
       if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
@@ -50,9 +62,23 @@ for i = 9, #ARGV, stride do
   else
     dups = dups + 1
   end
-  k = k + 2
+  k = k + 3
 end
 for _, list in pairs(touched) do
+  local floor = redis.call('HGET', KEYS[list+1], 'floor')
+  if floor then
+    for _, entry in ipairs(redis.call('LRANGE', KEYS[list], max, -1)) do
+      local at = time_of(entry)
+      if not at then floor = false break end
+      floor = later(floor, at)
+    end
+    if floor then
+      redis.call('HSET', KEYS[list+1], 'floor', floor)
+      redis.call('EXPIRE', KEYS[list+1], ttl)
+    else
+      redis.call('DEL', KEYS[list+1])
+    end
+  end
   redis.call('LTRIM', KEYS[list], 0, max - 1)
   redis.call('EXPIRE', KEYS[list], ttl)
 end
