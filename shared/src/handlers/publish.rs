@@ -109,8 +109,9 @@ impl PublishState {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(PublishConfig::load(Env::from_process())?))
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(PublishConfig::load(env)?))
     }
 }
 

@@ -57,7 +57,7 @@ impl StatsConfig {
             jwt: JwtConfig::from_env(&mut env),
             redis: RedisConfig::from_env(&mut env),
             table: {
-                crate::storage::dynamo::require_aws_environment(&mut env);
+                crate::platform::aws_env::require_aws_environment(&mut env);
                 env.required("CHAT_EVENTS_TABLE")
             },
             check_timeout: Duration::from_millis(env.parsed_or("STATS_CHECK_TIMEOUT_MS", 1500)),
@@ -121,8 +121,9 @@ impl StatsState {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(StatsConfig::load(Env::from_process())?))
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(StatsConfig::load(env)?))
     }
 }
 

@@ -103,8 +103,9 @@ impl TokenState {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(TokenConfig::load(Env::from_process())?))
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(TokenConfig::load(env)?))
     }
 }
 

@@ -2,6 +2,7 @@
 //! mapping), the error type, configuration from the environment, logs, metrics, outbound
 //! HTTP clients (also under the AWS SDK), the clock and the realtime rollout.
 
+pub mod aws_env;
 pub mod aws_http;
 pub mod clock;
 pub mod env;
@@ -10,4 +11,5 @@ pub mod http;
 pub mod http_client;
 pub mod metrics;
 pub mod realtime;
+pub mod secrets;
 pub mod telemetry;

@@ -26,6 +26,8 @@ const DYNAMO_CONCURRENCY: usize = 8;
 /// How far after the function's clock an event may be dated: Ably's clocks and ours differ
 /// by far less; anything later is skipped as `future`.
 pub const MAX_CLOCK_AHEAD_MS: i64 = 5 * 60 * 1000;
+/// The most of a dead letter's body one item holds (DynamoDB items hold 400 KB).
+pub const DEAD_LETTER_PART_BYTES: usize = 350 * 1024;
 /// Conversation under which signed but unparseable bodies are kept.
 pub const DEAD_LETTER_CONVERSATION: &str = "_dead_letter";
 /// Why the archive could not take everything.
@@ -326,39 +328,73 @@ impl EventArchive {
         }
     }
 
-    /// Keeps a signed body that could not be parsed, keyed by its sha256 (a redelivery
-    /// overwrites it). Returns the sha256.
+    /// Keeps a delivery that could not be stored as events (a signed body that does not
+    /// parse, a batch past Ably's size), keyed by its sha256, so a redelivery overwrites
+    /// it. A body too large for one item is kept whole in parts of
+    /// [`DEAD_LETTER_PART_BYTES`] (`{sha256}#{part}`, each with `part`, `parts` and
+    /// `bytes`), written before `deadline`. Returns the sha256.
     pub async fn dead_letter(
         &self,
         body: &[u8],
         reason: &str,
         now_secs: i64,
+        deadline: Instant,
     ) -> Result<String, ArchiveError> {
         let sha = hex::encode(Sha256::digest(body));
-        let raw = match std::str::from_utf8(body) {
-            Ok(text) => AttributeValue::S(text.to_owned()),
-            Err(_) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body)),
-        };
         let expires_at = now_secs + self.retention_secs();
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(
-                PARTITION_KEY,
-                AttributeValue::S(DEAD_LETTER_CONVERSATION.into()),
-            )
-            .item(SORT_KEY, AttributeValue::S(sha.clone()))
-            .item("sha256", AttributeValue::S(sha.clone()))
-            .item("raw_body", raw)
-            .item("reason", AttributeValue::S(reason.to_owned()))
-            .item(
-                "received_at",
-                AttributeValue::S(iso_millis(now_secs * 1000).unwrap_or_default()),
-            )
-            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
+        let s = |text: &str| AttributeValue::S(text.to_owned());
+        let n = |number: usize| AttributeValue::N(number.to_string());
+        let common = |sort_key: String| {
+            HashMap::from([
+                (PARTITION_KEY.to_owned(), s(DEAD_LETTER_CONVERSATION)),
+                (SORT_KEY.to_owned(), AttributeValue::S(sort_key)),
+                ("sha256".to_owned(), s(&sha)),
+                ("bytes".to_owned(), n(body.len())),
+                ("reason".to_owned(), s(reason)),
+                (
+                    "received_at".to_owned(),
+                    s(&iso_millis(now_secs * 1000).unwrap_or_default()),
+                ),
+                (
+                    TTL_ATTRIBUTE.to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ])
+        };
+        let items: Vec<HashMap<String, AttributeValue>> = if body.len() <= DEAD_LETTER_PART_BYTES {
+            let mut item = common(sha.clone());
+            let raw = match std::str::from_utf8(body) {
+                Ok(text) => AttributeValue::S(text.to_owned()),
+                Err(_) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body)),
+            };
+            item.insert("raw_body".to_owned(), raw);
+            vec![item]
+        } else {
+            let parts = body.len().div_ceil(DEAD_LETTER_PART_BYTES);
+            body.chunks(DEAD_LETTER_PART_BYTES)
+                .enumerate()
+                .map(|(part, bytes)| {
+                    let mut item = common(format!("{sha}#{part:04}"));
+                    item.insert("part".to_owned(), n(part));
+                    item.insert("parts".to_owned(), n(parts));
+                    item.insert(
+                        "raw_part".to_owned(),
+                        AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes)),
+                    );
+                    item
+                })
+                .collect()
+        };
+        let requests: Vec<WriteRequest> = items
+            .into_iter()
+            .filter_map(|item| PutRequest::builder().set_item(Some(item)).build().ok())
+            .map(|put| WriteRequest::builder().put_request(put).build())
+            .collect();
+        for chunk in chunked(requests) {
+            self.write_chunk(chunk, deadline)
+                .await
+                .map_err(|unwritten| unwritten.error)?;
+        }
         Ok(sha)
     }
 

@@ -40,7 +40,7 @@ pub struct EventStoreConfig {
 
 impl EventStoreConfig {
     pub fn from_env(env: &mut Env) -> Self {
-        crate::storage::dynamo::require_aws_environment(env);
+        crate::platform::aws_env::require_aws_environment(env);
         EventStoreConfig {
             table: env.required("CHAT_EVENTS_TABLE"),
             retention: RetentionConfig::from_env(env),

@@ -1,20 +1,18 @@
 //! DynamoDB client set-up and the chat events table schema.
 //!
-//! The client is configured from the environment Lambda provides, without the SDK's
-//! configuration loader (profiles, SSO, STS, IMDS: none of which a Lambda function uses):
-//! region from `AWS_REGION` (or `AWS_DEFAULT_REGION`), the execution role's credentials
-//! from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and the endpoint
-//! from `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), which points it at DynamoDB
-//! Local in development and tests. Requests go over reqwest ([`crate::platform::aws_http`]).
+//! The client is configured from the environment Lambda provides
+//! ([`crate::platform::aws_env`]; `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local in
+//! development and tests). Requests go over reqwest ([`crate::platform::aws_http`]).
 //! Building the client does no I/O.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 
+use crate::platform::aws_env;
 use crate::platform::aws_http::ReqwestHttpClient;
 use crate::platform::env::Env;
 
@@ -44,28 +42,6 @@ pub fn config_builder() -> aws_sdk_dynamodb::config::Builder {
     config_builder_from(&Env::from_process())
 }
 
-/// Records a problem, at cold start, for each AWS setting a DynamoDB client needs and the
-/// environment lacks. Lambda always provides them; outside it (`cargo lambda watch`
-/// against a real account, a local run) they must be exported, because the functions read
-/// AWS settings from the environment only, never from `~/.aws` profiles.
-pub fn require_aws_environment(env: &mut Env) {
-    if env.optional("AWS_REGION").is_none() && env.optional("AWS_DEFAULT_REGION").is_none() {
-        env.problem(
-            "missing required environment variable AWS_REGION (or AWS_DEFAULT_REGION): \
-             Lambda sets it; elsewhere export it (~/.aws profiles are not read)",
-        );
-    }
-    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        if env.optional(name).is_none() {
-            env.problem(format!(
-                "missing required environment variable {name}: Lambda sets it from the \
-                 function's role; elsewhere export credentials (with AWS_SESSION_TOKEN for \
-                 temporary ones; ~/.aws profiles are not read)"
-            ));
-        }
-    }
-}
-
 /// [`config_builder`] from a given environment.
 pub fn config_builder_from(env: &Env) -> aws_sdk_dynamodb::config::Builder {
     crate::platform::telemetry::install_crypto_provider();
@@ -80,65 +56,10 @@ pub fn config_builder_from(env: &Env) -> aws_sdk_dynamodb::config::Builder {
         )
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .http_client(ReqwestHttpClient::with_connect_timeout(CONNECT_TIMEOUT));
-    match env
-        .optional("AWS_REGION")
-        .or_else(|| env.optional("AWS_DEFAULT_REGION"))
-    {
-        Some(region) => {
-            builder.set_region(Some(Region::new(region)));
-        }
-        None => tracing::warn!("AWS_REGION is not set; DynamoDB requests will fail"),
-    }
-    match (
-        env.optional("AWS_ACCESS_KEY_ID"),
-        env.optional("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(access_key), Some(secret_key)) => {
-            builder.set_credentials_provider(Some(
-                aws_sdk_dynamodb::config::SharedCredentialsProvider::new(Credentials::new(
-                    access_key,
-                    secret_key,
-                    env.optional("AWS_SESSION_TOKEN"),
-                    None,
-                    "Environment",
-                )),
-            ));
-        }
-        _ => tracing::warn!(
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set; DynamoDB requests will fail"
-        ),
-    }
-    if let Some(endpoint) = env
-        .optional("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|| env.optional("AWS_ENDPOINT_URL"))
-    {
-        builder.set_endpoint_url(Some(endpoint));
-    }
+    builder.set_region(aws_env::region(env));
+    builder.set_credentials_provider(
+        aws_env::credentials(env).map(aws_sdk_dynamodb::config::SharedCredentialsProvider::new),
+    );
+    builder.set_endpoint_url(aws_env::endpoint(env, "DYNAMODB"));
     builder
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_aws_settings_are_required_by_name_and_profiles_are_not_read() {
-        let mut env = Env::from_pairs::<_, String, String>([]);
-        require_aws_environment(&mut env);
-        let text = env.finish().unwrap_err().to_string();
-        for name in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-            assert!(
-                text.contains(&format!("missing required environment variable {name}")),
-                "{text}"
-            );
-        }
-        assert!(text.contains("~/.aws profiles are not read"), "{text}");
-        let mut env = Env::from_pairs([
-            ("AWS_DEFAULT_REGION", "eu-west-1"),
-            ("AWS_ACCESS_KEY_ID", "a"),
-            ("AWS_SECRET_ACCESS_KEY", "b"),
-        ]);
-        require_aws_environment(&mut env);
-        env.finish().unwrap();
-    }
 }

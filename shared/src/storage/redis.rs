@@ -98,8 +98,8 @@ impl RedisClient {
 
     /// Runs one command, e.g. `["SET", "k", "v", "EX", "60"]`.
     pub async fn command<S: AsRef<str>>(&self, args: &[S]) -> Result<Value, RedisError> {
-        let body = to_json_command(args);
-        let value = self.post("", &body).await?;
+        let body = json_body(&Command(args))?;
+        let value = self.post("", body).await?;
         single_reply(value)
     }
 
@@ -113,19 +113,19 @@ impl RedisClient {
         self.batch("/multi-exec", commands).await
     }
 
-    /// Runs a Lua script with `EVAL` in one round trip.
+    /// Runs a Lua script with `EVAL` in one round trip. The request is written straight
+    /// from the borrowed keys and arguments: a mirror's arguments hold every event's JSON.
     pub async fn eval<K: AsRef<str>, A: AsRef<str>>(
         &self,
         script: &str,
         keys: &[K],
         args: &[A],
     ) -> Result<Value, RedisError> {
-        let mut command = Vec::with_capacity(3 + keys.len() + args.len());
-        command.push("EVAL".to_owned());
-        command.push(script.to_owned());
-        command.push(keys.len().to_string());
-        command.extend(keys.iter().map(|k| k.as_ref().to_owned()));
-        command.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        let count = keys.len().to_string();
+        let mut command: Vec<&str> = Vec::with_capacity(3 + keys.len() + args.len());
+        command.extend(["EVAL", script, count.as_str()]);
+        command.extend(keys.iter().map(AsRef::as_ref));
+        command.extend(args.iter().map(AsRef::as_ref));
         self.command(&command).await
     }
 
@@ -152,8 +152,9 @@ impl RedisClient {
         if commands.is_empty() {
             return Ok(Vec::new());
         }
-        let body = Value::Array(commands.iter().map(|c| to_json_command(c)).collect());
-        let value = self.post(path, &body).await?;
+        let commands: Vec<Command<'_, String>> = commands.iter().map(|c| Command(c)).collect();
+        let body = json_body(&commands)?;
+        let value = self.post(path, body).await?;
         let Value::Array(items) = value else {
             return Err(single_reply(value).err().unwrap_or_else(|| {
                 RedisError::Protocol("expected an array of replies".to_owned())
@@ -173,8 +174,8 @@ impl RedisClient {
     /// transit or with a 5xx, as `@upstash/redis` retries: a blip of the network or of
     /// Upstash is not an outage. Every script here is safe to run twice (the mirror's
     /// seen markers make a repeated push a duplicate; a rate limit counts one more).
-    async fn post(&self, path: &str, body: &Value) -> Result<Value, RedisError> {
-        match self.post_once(path, body).await {
+    async fn post(&self, path: &str, body: bytes::Bytes) -> Result<Value, RedisError> {
+        match self.post_once(path, body.clone()).await {
             Err(RedisError::Unavailable(first)) => {
                 tracing::debug!(error = %first, "redis request failed; retrying once");
                 tokio::time::sleep(RETRY_BACKOFF).await;
@@ -184,12 +185,13 @@ impl RedisClient {
         }
     }
 
-    async fn post_once(&self, path: &str, body: &Value) -> Result<Value, RedisError> {
+    async fn post_once(&self, path: &str, body: bytes::Bytes) -> Result<Value, RedisError> {
         let response = self
             .http
             .post(format!("{}{}", self.base_url, path))
             .bearer_auth(self.token.expose())
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(|e| RedisError::Unavailable(describe_transport_error(&e)))?;
@@ -218,12 +220,20 @@ impl RedisClient {
     }
 }
 
-fn to_json_command<S: AsRef<str>>(args: &[S]) -> Value {
-    Value::Array(
-        args.iter()
-            .map(|a| Value::String(a.as_ref().to_owned()))
-            .collect(),
-    )
+/// A command as Upstash's REST API takes it: a JSON array of strings.
+struct Command<'a, S>(&'a [S]);
+
+impl<S: AsRef<str>> serde::Serialize for Command<'_, S> {
+    fn serialize<T: serde::Serializer>(&self, serializer: T) -> Result<T::Ok, T::Error> {
+        serializer.collect_seq(self.0.iter().map(AsRef::as_ref))
+    }
+}
+
+/// A request body, written once (a retry sends the same bytes).
+fn json_body<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, RedisError> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| RedisError::Protocol(format!("request not serialisable: {e}")))
 }
 
 fn single_reply(value: Value) -> Result<Value, RedisError> {

@@ -1,6 +1,8 @@
 //! `template.yaml`'s alarms against what the functions emit: every alarm on an EMF metric
-//! names a metric and dimension the code emits, every failure metric has an alarm, and
-//! every function has its Lambda `Errors` and `Throttles` alarms, all notifying one topic.
+//! names a metric and dimension the code emits, every failure metric has an alarm, every
+//! function has its Lambda `Errors` and `Throttles` alarms, the chat events table and each
+//! of its indexes their DynamoDB throttling alarms, and the Kinesis path its iterator age
+//! alarm, all notifying one topic.
 //! Every queue that holds Ably events `ably-events` gave up on (the SQS path's dead-letter
 //! queue, the on-failure destination of the Kinesis mapping and of direct invocations) has
 //! an alarm on its depth, present exactly when the queue is.
@@ -94,7 +96,9 @@ fn every_alarm_reads_an_emitted_metric_and_every_failure_metric_has_one() {
         .collect();
     let mut alarmed = BTreeSet::new();
     let mut lambda = BTreeSet::new();
+    let mut throttles = BTreeSet::new();
     let mut alarms = 0;
+    let mut emf_alarms = 0;
     let mut queue_alarms = 0;
     for (name, resource) in resources {
         if resource["Type"] != "AWS::CloudWatch::Alarm" {
@@ -112,6 +116,12 @@ fn every_alarm_reads_an_emitted_metric_and_every_failure_metric_has_one() {
         );
         let metrics = alarm_metrics(properties);
         assert!(!metrics.is_empty(), "{name} reads no metric");
+        if metrics
+            .iter()
+            .any(|(namespace, ..)| namespace == "AblyChat")
+        {
+            emf_alarms += 1;
+        }
         for (namespace, metric, dimensions, stat) in metrics {
             match namespace.as_str() {
                 "AblyChat" => {
@@ -130,7 +140,28 @@ fn every_alarm_reads_an_emitted_metric_and_every_failure_metric_has_one() {
                         panic!("{name}: {dimensions:?}");
                     };
                     assert_eq!(dimension, "FunctionName", "{name}");
+                    if metric == "IteratorAge" {
+                        assert_eq!(
+                            condition(resource).as_deref(),
+                            Some("HasAblyKinesisStream"),
+                            "{name}: only when the Kinesis path is on"
+                        );
+                    }
                     lambda.insert((function.clone(), metric));
+                }
+                "AWS/DynamoDB" => {
+                    let dimension = |wanted: &str| {
+                        dimensions
+                            .iter()
+                            .find(|(d, _)| d == wanted)
+                            .map(|(_, v)| v.clone())
+                    };
+                    assert_eq!(
+                        dimension("TableName").as_deref(),
+                        Some("Ref:ChatEventsTable"),
+                        "{name}"
+                    );
+                    throttles.insert((metric, dimension("GlobalSecondaryIndexName")));
                 }
                 // Queue alarms: not EMF metrics, held to their queues by the test below.
                 "AWS/SQS" => queue_alarms += 1,
@@ -162,7 +193,36 @@ fn every_alarm_reads_an_emitted_metric_and_every_failure_metric_has_one() {
             );
         }
     }
-    assert_eq!(alarms, 5 + 2 * functions.len() + queue_alarms);
+    assert!(
+        lambda.contains(&(
+            "Ref:AblyEventsFunction".to_owned(),
+            "IteratorAge".to_owned()
+        )),
+        "the Kinesis path has no iterator age alarm"
+    );
+    // The table's reads and writes, and each index's writes.
+    let indexes: Vec<String> = resources
+        .get("ChatEventsTable")
+        .and_then(|t| t["Properties"]["GlobalSecondaryIndexes"].as_sequence())
+        .into_iter()
+        .flatten()
+        .map(|index| text(&index["IndexName"]))
+        .collect();
+    let mut expected: BTreeSet<(String, Option<String>)> =
+        ["ReadThrottleEvents", "WriteThrottleEvents"]
+            .into_iter()
+            .map(|m| (m.to_owned(), None))
+            .collect();
+    expected.extend(
+        indexes
+            .iter()
+            .map(|index| ("WriteThrottleEvents".to_owned(), Some(index.clone()))),
+    );
+    assert_eq!(throttles, expected, "DynamoDB throttling alarms");
+    assert_eq!(
+        alarms,
+        emf_alarms + 2 * functions.len() + 1 + throttles.len() + queue_alarms
+    );
 }
 
 /// An alarm on the depth of a queue: `ApproximateNumberOfMessagesVisible > 0` on that

@@ -324,6 +324,39 @@ async fn a_direct_invoke_is_mirrored_and_a_store_failure_is_an_error() {
 }
 
 #[tokio::test]
+async fn a_queued_record_past_ablys_batch_size_is_kept_as_a_dead_letter() {
+    let h = Harness::new().await;
+    let conv = unique("sqs-big");
+    let items: Vec<Value> = (0..1001)
+        .map(|i| {
+            json!({"id": format!("big-{i}"), "name": "message:user",
+            "channel": format!("conversation:{conv}"), "timestamp": 1_796_083_200_000i64 + i})
+        })
+        .collect();
+    let big = json!({ "items": items }).to_string();
+    let answer = call(&h.state, &sqs_event(vec![sqs_record("m-big", &big)]))
+        .await
+        .unwrap();
+    // Kept, so let go: not listed for redelivery, and not dropped either.
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(archived_ids(&h, &conv).await, Vec::<String>::new());
+    let dead: Vec<_> = h
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| s(i, "conversation_id") == "_dead_letter")
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(s(&dead[0], "raw_body"), big);
+    assert!(s(&dead[0], "reason").contains("1001 items"));
+    // The same by direct invoke: an answer saying so, not an error for Lambda to retry.
+    let answer = call(&h.state, &serde_json::from_str(&big).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(answer["error"], "batch_too_large");
+}
+
+#[tokio::test]
 async fn an_sqs_batch_reports_exactly_the_records_not_stored() {
     let conv = unique("sqs");
     let poison = unique("poison");

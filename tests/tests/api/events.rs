@@ -352,15 +352,56 @@ fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn oversized_bodies_and_batches_are_413_and_write_nothing() {
+async fn oversized_bodies_and_batches_are_413_and_only_the_signed_batch_is_kept() {
     let h = Harness::new().await;
     let big = format!(r#"{{"items":[],"pad":"{}"}}"#, "x".repeat(6 * 1024 * 1024));
     let res = h.post(big.as_bytes()).await;
     assert_eq!(res.status(), 413);
-    let res = h.post(&flat_batch("c-big", 1001, 1_700_000_000_000)).await;
+    h.assert_nothing_written().await;
+    // A signed batch past Ably's 1000 items is refused, and kept whole as a dead letter.
+    let batch = flat_batch("c-big", 1001, 1_700_000_000_000);
+    let res = h.post(&batch).await;
     assert_eq!(res.status(), 413);
     assert_eq!(body_json(&res)["code"], "batch_too_large");
-    h.assert_nothing_written().await;
+    assert_eq!(h.chat_items().await.len(), 0);
+    assert_eq!(h.redis_keys().await, Vec::<String>::new());
+    let kept = h.items().await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(s(&kept[0], "conversation_id"), "_dead_letter");
+    assert_eq!(s(&kept[0], "sha256"), hex_sha256(&batch));
+    assert_eq!(s(&kept[0], "raw_body").as_bytes(), &batch[..]);
+    assert!(
+        s(&kept[0], "reason").contains("1001 items"),
+        "{:?}",
+        kept[0]
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_larger_than_an_item_is_kept_whole_in_parts() {
+    let h = Harness::new().await;
+    // 1 MB that does not parse, with bytes that are not UTF-8 near a part boundary.
+    let mut body = b"{\"items\": [".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 1024 * 1024));
+    body[360_000] = 0xff;
+    let res = h.post_bytes(&body).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(body_json(&res)["code"], "invalid_payload");
+    let mut parts = h.items().await;
+    parts.sort_by_key(|item| s(item, "event_key"));
+    let sha = hex_sha256(&body);
+    assert_eq!(parts.len(), 3);
+    let mut whole = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        assert_eq!(s(part, "conversation_id"), "_dead_letter");
+        assert_eq!(s(part, "event_key"), format!("{sha}#{i:04}"));
+        assert_eq!(s(part, "sha256"), sha);
+        assert_eq!(part["part"].as_n().unwrap(), &i.to_string());
+        assert_eq!(part["parts"].as_n().unwrap(), "3");
+        assert_eq!(part["bytes"].as_n().unwrap(), &body.len().to_string());
+        whole.extend_from_slice(part["raw_part"].as_b().unwrap().as_ref());
+    }
+    assert_eq!(whole, body);
 }
 
 async fn assert_stored_once(h: &Harness, conv: &str, n: usize) {

@@ -450,6 +450,28 @@ impl Harness {
         .await
     }
 
+    /// A signed body that need not be UTF-8 (sent base64, as API Gateway passes binary).
+    pub async fn post_bytes(&self, body: &[u8]) -> Response<Body> {
+        use base64::Engine as _;
+        let signature = sign(SECRET, body);
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/api/ably/events",
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json", "x-ably-key": KEY_NAME,
+                "x-ably-signature": signature},
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "localhost",
+                "domainPrefix": "localhost",
+                "http": {"method": "POST", "path": "/api/ably/events", "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "Ably-Webhooks"},
+                "requestId": "bytes", "routeKey": "$default", "stage": "$default",
+                "time": "22/Nov/2026:00:00:00 +0000", "timeEpoch": 1795305600000u64},
+            "body": base64::engine::general_purpose::STANDARD.encode(body),
+            "isBase64Encoded": true
+        });
+        let req = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event");
+        self.send(req).await
+    }
+
     pub async fn send(&self, req: Request) -> Response<Body> {
         handle(&self.state, req).await
     }
@@ -597,4 +619,59 @@ pub fn forged_and_genuine(conv: &str, start_ms: i64) -> Vec<u8> {
 pub fn forged_ids(conv: &str) -> (Vec<String>, Vec<String>) {
     let ids = |range: std::ops::Range<i64>| range.map(|i| format!("{conv}-{i}")).collect();
     (ids(0..4), ids(4..8))
+}
+
+// --- the resume function over an events function's stores ------------------------------
+
+/// A resume function over the same stores as an events function: its table, its Redis key
+/// prefix, and the Redis REST endpoint at `redis_url`.
+pub async fn resume_over(
+    table: &str,
+    prefix: &str,
+    redis_url: &str,
+) -> chat_core::handlers::resume::ResumeState {
+    use chat_core::handlers::resume::{mail::LogMailSender, ResumeConfig, ResumeState};
+    let config = ResumeConfig::load(env_with(&[
+        ("CHAT_EVENTS_TABLE", table),
+        ("REDIS_KEY_PREFIX", prefix),
+        ("UPSTASH_REDIS_REST_URL", redis_url),
+        ("EVENT_RETENTION_DAYS", RETENTION_DAYS),
+    ]))
+    .expect("resume config");
+    let redis = RedisClient::new(&config.redis);
+    ResumeState::with_clients(
+        config,
+        redis,
+        dynamo().await,
+        std::sync::Arc::new(LogMailSender),
+    )
+}
+
+/// One page of `GET /api/chat/events` for a broker: the event ids and the next cursor.
+pub async fn poll_ids(
+    state: &chat_core::handlers::resume::ResumeState,
+    conversation: &str,
+    after: &str,
+) -> (Vec<String>, String) {
+    let auth = format!("Bearer {}", bearer("broker-poll", "broker", &[]));
+    let query = format!("conversationId={conversation}&after={after}");
+    let response = chat_core::handlers::resume::handle(
+        state,
+        api_request(
+            "GET",
+            &format!("/api/chat/events?{query}"),
+            &[("authorization", &auth)],
+            None,
+        ),
+    )
+    .await;
+    let body = body_json(&response);
+    assert_eq!(response.status(), 200, "{body}");
+    let ids = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_str().expect("an id").to_owned())
+        .collect();
+    (ids, body["cursor"].as_str().expect("a cursor").to_owned())
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chat_core::handlers::resume::mail::LogMailSender;
 use chat_core::handlers::resume::{handle, ResumeConfig, ResumeState};
+use chat_core::storage::history::HistorySource;
 use chat_core::storage::redis::RedisClient;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
@@ -500,4 +501,75 @@ async fn polls_are_limited_per_caller_and_conversation_in_their_one_round_trip()
         .unwrap();
     let ttl = ttl.as_i64().unwrap();
     assert!((1..=60_000).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test]
+async fn an_event_from_the_year_9999_is_skipped_and_later_events_are_still_polled() {
+    let p = Poller::new(&[], &[]).await;
+    let conv = "conv-future";
+    p.post(conv, 0..1).await;
+    let broker = format!("Bearer {}", bearer("broker-f", "broker", &[]));
+    let first = p.page(&broker, conv, "", 10).await;
+    assert_eq!(first.ids(), ids(conv, 0..1));
+
+    // Dated 9999-12-31: skipped, in neither store, no cursor past it.
+    let future = json!({"items": [{"id": "from-the-future", "name": "message:user",
+        "channel": format!("conversation:{conv}"), "clientId": "customer-1",
+        "data": {"text": "later than everything"}, "timestamp": 253_402_300_799_000i64}]});
+    let response = p.events.post(future.to_string().as_bytes()).await;
+    let receipt = body_json(&response);
+    assert_eq!(response.status(), 200, "{receipt}");
+    assert_eq!(
+        (receipt["stored"].clone(), receipt["skipped"].clone()),
+        (json!(0), json!(["event 0: future"]))
+    );
+    assert_eq!(p.events.chat_items().await.len(), 1);
+    assert_eq!(p.events.cached(conv).await.len(), 1);
+
+    // The next event is polled after the first one's cursor.
+    p.post(conv, 1..2).await;
+    let next = p.page(&broker, conv, &first.cursor, 10).await;
+    assert_eq!(next.ids(), ids(conv, 1..2));
+}
+
+#[tokio::test]
+async fn an_event_pushed_again_after_its_seen_marker_expired_is_read_once() {
+    let p = Poller::new(&[], &[]).await;
+    let conv = "conv-redelivered";
+    p.post(conv, 0..3).await;
+    let history = p.state.history.clone();
+    // The first read proves the list from DynamoDB.
+    let (events, _) = history.recent_events(conv, 20).await.unwrap();
+    assert_eq!(events.len(), 3);
+
+    // A day later the seen markers are gone (as their TTL ends them); an SQS redrive
+    // brings the same events again, and the mirror pushes them a second time.
+    let keys = chat_core::storage::Keys::new(p.events.prefix.clone());
+    for i in 0..3 {
+        let marker = keys.seen(conv, &id(conv, i));
+        p.events
+            .redis
+            .command(&["DEL", marker.as_str()])
+            .await
+            .unwrap();
+    }
+    let response = p.events.post(&batch(conv, 0..3)).await;
+    assert_eq!(body_json(&response)["duplicates"], json!(0));
+    assert_eq!(
+        p.events.cached(conv).await.len(),
+        6,
+        "each entry twice in the list"
+    );
+
+    // Every reader returns each event once.
+    let (events, source) = history.recent_events(conv, 20).await.unwrap();
+    assert_eq!(source, HistorySource::Cache);
+    let newest_first: Vec<String> = events.into_iter().map(|e| e.id).collect();
+    let mut expected = ids(conv, 0..3);
+    expected.reverse();
+    assert_eq!(newest_first, expected);
+    let broker = format!("Bearer {}", bearer("broker-r", "broker", &[]));
+    let page = p.page(&broker, conv, &cursor_of(conv, 0), 10).await;
+    assert_eq!(page.ids(), ids(conv, 1..3));
+    assert_eq!(p.requests().1, 1, "the first read only went to DynamoDB");
 }

@@ -2,7 +2,14 @@
 //! stand-in (see `dev_tools::coldstart` and `dev_tools::harness`); `scripts/coldstart` builds and runs it.
 //!
 //! `coldstart [--bin-dir target/lambda] [--runs 20] [--events-dir events]
-//!            [--webhook-events 1000] [--only NAME,...] [--json FILE] [--log FILE]`
+//!            [--webhook-events 1000] [--only NAME,...] [--json FILE] [--log FILE]
+//!            [--memory-webhook-bytes 2700000,6000000 [--any-status]]`
+//!
+//! `--memory-webhook-bytes` runs ably-events alone, on webhooks of number-array messages
+//! of those sizes, for its peak RSS; `--any-status` records runs whatever they answer
+//! (for a build that fails them; the log keeps each response). `--secrets-by-arn` stores
+//! every secret in the stack's Secrets Manager (moto) and gives the functions only their
+//! ARNs, so each cold start reads them as in AWS.
 //!
 //! Needs the local stack's settings in the environment (`.dev/stack.env`): the Upstash
 //! proxy, DynamoDB Local, the table and the fake secrets. Ably is answered by a mock
@@ -12,7 +19,9 @@
 //! Redis key prefix of its own.
 
 use anyhow::{bail, Context as _};
-use dev_tools::coldstart::{default_scenarios, run_once, summarise, table, to_json};
+use dev_tools::coldstart::{
+    default_scenarios, memory_scenarios, run_once, summarise, table, to_json,
+};
 use dev_tools::harness::ably_mock;
 use dev_tools::harness::args::CommonArgs;
 use dev_tools::harness::env::{app_env, required};
@@ -21,10 +30,18 @@ use dev_tools::harness::events::{prepare_event, Secrets};
 struct Args {
     common: CommonArgs,
     webhook_events: usize,
+    /// `--memory-webhook-bytes 2700000,6000000`: instead of the default scenarios, the
+    /// peak memory of ably-events on webhooks of number-array messages of these sizes.
+    memory: Vec<usize>,
+    any_status: bool,
+    secrets_by_arn: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut webhook_events = 1000;
+    let mut memory = Vec::new();
+    let mut any_status = false;
+    let mut secrets_by_arn = false;
     let common = CommonArgs::parse(
         std::env::args().skip(1),
         20,
@@ -32,6 +49,21 @@ fn parse_args() -> anyhow::Result<Args> {
         |flag, value| match flag {
             "--webhook-events" => {
                 webhook_events = value()?.parse().context("--webhook-events")?;
+                Ok(true)
+            }
+            "--any-status" => {
+                any_status = true;
+                Ok(true)
+            }
+            "--secrets-by-arn" => {
+                secrets_by_arn = true;
+                Ok(true)
+            }
+            "--memory-webhook-bytes" => {
+                memory = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse().context("--memory-webhook-bytes"))
+                    .collect::<anyhow::Result<_>>()?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -43,6 +75,9 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(Args {
         common,
         webhook_events,
+        memory,
+        any_status,
+        secrets_by_arn,
     })
 }
 
@@ -61,9 +96,18 @@ async fn main() -> anyhow::Result<()> {
     let ably_url = ably_mock::start().await?;
     let session = format!("coldstart-{:08x}", rand::random::<u32>());
     let dynamo = chat_core::storage::dynamo::client();
+    let secret_arns = if args.secrets_by_arn {
+        dev_tools::harness::secrets::stored_by_arn(&session).await?
+    } else {
+        Vec::new()
+    };
 
     let mut summaries = Vec::new();
-    let scenarios = default_scenarios(&args.common.events_dir, args.webhook_events);
+    let scenarios = if args.memory.is_empty() {
+        default_scenarios(&args.common.events_dir, args.webhook_events)
+    } else {
+        memory_scenarios(&args.memory, args.any_status)
+    };
     for (index, scenario) in scenarios.into_iter().enumerate() {
         if !args.common.selects(&scenario.function, &scenario.name) {
             continue;
@@ -93,11 +137,13 @@ async fn main() -> anyhow::Result<()> {
             // Every run its own Redis key prefix: rate limits and caches start empty, as
             // for a new caller, and runs never see each other's data.
             let prefix = format!("{run_id}:");
-            let app = app_env(&[
+            let mut overrides: Vec<(&str, &str)> = vec![
                 ("ABLY_REST_URL", &ably_url),
                 ("REDIS_KEY_PREFIX", &prefix),
                 ("CHAT_EVENTS_TABLE", &table),
-            ]);
+            ];
+            overrides.extend(secret_arns.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let app = app_env(&overrides);
             let sample = run_once(
                 &bootstrap,
                 &scenario,

@@ -53,9 +53,9 @@ pub fn lambda_env(
 }
 
 /// The app settings passed to every function: these variables of the current environment
-/// (`.dev/stack.env`), with `overrides` on top.
+/// (`.dev/stack.env`), with `overrides` on top (an empty value removes a variable).
 pub fn app_env(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
-    const PASSED: [&str; 17] = [
+    const PASSED: [&str; 18] = [
         "ABLY_API_KEY",
         "ABLY_WEBHOOK_KEYS",
         "ABLY_REST_URL",
@@ -69,6 +69,7 @@ pub fn app_env(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         "CORS_ORIGIN",
         "PUBLIC_APP_URL",
         "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         "REDIS_KEY_PREFIX",
         "RUST_LOG",
         "ENABLE_ABLY_REALTIME",
@@ -79,7 +80,11 @@ pub fn app_env(overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
     for (k, v) in overrides {
-        env.insert((*k).to_owned(), (*v).to_owned());
+        if v.is_empty() {
+            env.remove(*k);
+        } else {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
     }
     let mut env: Vec<_> = env.into_iter().collect();
     env.sort();

@@ -38,6 +38,40 @@ pub enum EventSource {
     File(PathBuf),
     /// A signed Ably batched webhook of this many chat messages (`webhook_load::batches`).
     Webhook { events: usize },
+    /// A signed Ably batched webhook of about this many bytes, of messages whose data is a
+    /// JSON array of 17 000 zeros (34 KB on the wire, half a megabyte as a value tree):
+    /// what any customer may publish, and Ably batch.
+    NumberArrays { bytes: usize },
+}
+
+/// The zeros in each message of [`EventSource::NumberArrays`].
+pub const NUMBERS_PER_MESSAGE: usize = 17_000;
+
+/// A batched webhook body of about `bytes` bytes of number-array messages, timed now, with
+/// ids unique to `run`.
+pub fn number_array_webhook(bytes: usize, run: &str) -> String {
+    let data = format!("[{}0]", "0,".repeat(NUMBERS_PER_MESSAGE - 1));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut items = Vec::new();
+    let mut size = 16;
+    let mut i = 0;
+    while size < bytes {
+        let item = json!({
+            "webhookId": "memory", "source": "channel.message", "serial": format!("{run}:{i}"),
+            "timestamp": now, "name": "channel.message",
+            "data": {"channelId": format!("conversation:memory-{}", i % 8), "site": "local",
+                "messages": [{"id": format!("{run}-{i}:0:0"), "clientId": "customer-1",
+                    "timestamp": now, "name": "message:user",
+                    "data": serde_json::value::RawValue::from_string(data.clone()).ok()}]},
+        })
+        .to_string();
+        size += item.len() + 1;
+        items.push(item);
+        i += 1;
+    }
+    format!("{{\"items\":[{}]}}", items.join(","))
 }
 
 /// The API Gateway v2 event of one run; `run` makes ids unique.
@@ -70,6 +104,10 @@ pub fn prepare_event(source: &EventSource, secrets: &Secrets, run: &str) -> anyh
                 .next()
                 .context("no batch")?;
             let body = String::from_utf8(batch.body).context("webhook body")?;
+            Ok(Signer::from_key(&secrets.webhook_key)?.api_gateway_event(body))
+        }
+        EventSource::NumberArrays { bytes } => {
+            let body = number_array_webhook(*bytes, run);
             Ok(Signer::from_key(&secrets.webhook_key)?.api_gateway_event(body))
         }
     }
@@ -187,5 +225,18 @@ mod tests {
             .sum();
         assert_eq!(messages, 1000);
         assert_eq!(big["rawPath"], "/api/ably/events");
+
+        let numbers = prepare_event(
+            &EventSource::NumberArrays { bytes: 200_000 },
+            &test_secrets(),
+            "r",
+        )
+        .unwrap();
+        let body = numbers["body"].as_str().unwrap();
+        assert!((200_000..240_000).contains(&body.len()), "{}", body.len());
+        let batch: Value = serde_json::from_str(body).unwrap();
+        let data = &batch["items"][0]["data"]["messages"][0]["data"];
+        assert_eq!(data.as_array().unwrap().len(), NUMBERS_PER_MESSAGE);
+        assert_eq!(data.to_string().len(), 2 * NUMBERS_PER_MESSAGE + 1);
     }
 }

@@ -13,3 +13,4 @@ pub mod events;
 pub mod meter;
 pub mod procfs;
 pub mod runtime_api;
+pub mod secrets;

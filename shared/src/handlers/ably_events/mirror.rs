@@ -34,7 +34,7 @@ pub struct Parcel<'a> {
 pub enum Fate {
     /// Every event is in DynamoDB (the cache may have failed; it is rebuilt on read).
     Stored(Receipt),
-    /// More items than Ably ever sends in a batch.
+    /// More items than Ably ever sends in a batch: kept in DynamoDB under `_dead_letter`.
     TooLarge(usize),
     /// It did not parse, and is kept in DynamoDB under `_dead_letter`.
     DeadLetter(PayloadError),
@@ -85,7 +85,7 @@ pub async fn mirror(
                 lifecycle += batch.lifecycle;
                 stored.push((index, start..events.len(), batch.lifecycle, batch.skipped));
             }
-            Err(PayloadError::TooLarge(items)) => fates[index] = Some(Fate::TooLarge(items)),
+            // Not parsed, or past Ably's batch size: kept whole, never let go unrecorded.
             Err(err) => dead.push((index, parcel.body, err)),
         }
     }
@@ -133,10 +133,12 @@ pub async fn mirror(
             })
         });
     }
+    tally.dead_letters += dead.len();
     for ((index, _, err), kept) in dead.into_iter().zip(kept) {
-        fates[index] = Some(match kept {
-            Ok(()) => Fate::DeadLetter(err),
-            Err(_) => Fate::Unkept(err),
+        fates[index] = Some(match (kept, err) {
+            (Ok(()), PayloadError::TooLarge(items)) => Fate::TooLarge(items),
+            (Ok(()), err) => Fate::DeadLetter(err),
+            (Err(_), err) => Fate::Unkept(err),
         });
     }
     fates
@@ -263,7 +265,7 @@ async fn keep_dead_letter(
         state
             .stores
             .archive
-            .dead_letter(body, &err.to_string(), now_secs),
+            .dead_letter(body, &err.to_string(), now_secs, until),
     )
     .await
     .unwrap_or(Err(ArchiveError::Timeout));

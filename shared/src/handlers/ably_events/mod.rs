@@ -21,7 +21,7 @@ mod sources;
 pub use mirror::{Fate, Parcel};
 pub use sources::{invoke, run};
 
-use crate::ably::webhook::{self, signature, WebhookVerifier};
+use crate::ably::webhook::{self, signature, PayloadError, WebhookVerifier};
 use crate::ably::WebhookKeys;
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
@@ -101,8 +101,9 @@ impl EventsState {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(EventsConfig::load(Env::from_process())?))
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(EventsConfig::load(env)?))
     }
 }
 
@@ -135,6 +136,8 @@ pub struct Tally {
     stored: usize,
     duplicates: usize,
     skipped: usize,
+    /// Deliveries that could not be stored as events (kept as dead letters, if they could).
+    dead_letters: usize,
     redis_failed: bool,
     dynamodb_failed: bool,
     signature_failed: bool,
@@ -155,12 +158,13 @@ async fn receive(
 
 /// The metrics of the invocation's EMF line, in [`METRICS`] order (namespace
 /// `AblyChat`, dimension `Function` = `ably-events`).
-pub const METRICS: [&str; 9] = [
+pub const METRICS: [&str; 10] = [
     "received",
     "untrusted",
     "stored",
     "duplicates",
     "skipped",
+    "dead_letters",
     "redis_failed",
     "dynamodb_failed",
     "signature_failed",
@@ -169,21 +173,23 @@ pub const METRICS: [&str; 9] = [
 
 /// The metrics that signal something wrong, each with an alarm in `template.yaml`
 /// (checked by `tests/tests/api/alarms.rs`), as is `duration`'s P95.
-pub const FAILURE_METRICS: [&str; 4] = [
+pub const FAILURE_METRICS: [&str; 5] = [
     "untrusted",
+    "dead_letters",
     "redis_failed",
     "dynamodb_failed",
     "signature_failed",
 ];
 
 impl Tally {
-    pub(crate) fn metrics(&self, duration_ms: f64) -> [Metric; 9] {
+    pub(crate) fn metrics(&self, duration_ms: f64) -> [Metric; 10] {
         [
             Metric::count("received", self.received),
             Metric::count("untrusted", self.untrusted),
             Metric::count("stored", self.stored),
             Metric::count("duplicates", self.duplicates),
             Metric::count("skipped", self.skipped),
+            Metric::count("dead_letters", self.dead_letters),
             Metric::count("redis_failed", usize::from(self.redis_failed)),
             Metric::count("dynamodb_failed", usize::from(self.dynamodb_failed)),
             Metric::count("signature_failed", usize::from(self.signature_failed)),
@@ -226,13 +232,15 @@ async fn mirror_webhook(
             receipt.duplicates = tally.duplicates;
             Ok(json_response(StatusCode::OK, &receipt))
         }
-        Fate::TooLarge(items) => Err(ApiError::payload_too_large(
-            "batch_too_large",
-            format!(
-                "Batch holds {items} items; at most {} are accepted",
-                webhook::MAX_BATCH_ITEMS
-            ),
-        )),
+        Fate::TooLarge(items) | Fate::Unkept(PayloadError::TooLarge(items)) => {
+            Err(ApiError::payload_too_large(
+                "batch_too_large",
+                format!(
+                    "Batch holds {items} items; at most {} are accepted",
+                    webhook::MAX_BATCH_ITEMS
+                ),
+            ))
+        }
         // Kept (or, if even that failed, logged with its sha256): Ably's retry would
         // not parse any better.
         Fate::DeadLetter(err) | Fate::Unkept(err) => Err(ApiError::bad_request(

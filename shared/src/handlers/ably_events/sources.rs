@@ -42,11 +42,7 @@ use crate::platform::metrics;
 /// Starts JSON logs, builds the state (a failed cold start is logged and ends the
 /// process) and answers every invocation, whatever its source, until the runtime stops.
 pub async fn run() -> Result<(), lambda_http::Error> {
-    crate::platform::telemetry::init();
-    let state = Arc::new(
-        EventsState::from_env()
-            .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
-    );
+    let state = crate::handlers::cold_start(EventsState::from_env).await?;
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let state = Arc::clone(&state);
         async move { invoke(&state, event).await }
@@ -232,6 +228,12 @@ pub async fn direct(
         Some(Fate::DeadLetter(err)) => Ok(json!({
             "error": "invalid_payload",
             "message": format!("Event {err}; kept as a dead letter"),
+        })),
+        Some(Fate::TooLarge(items)) => Ok(json!({
+            "error": "batch_too_large",
+            "message": format!(
+                "Event holds {items} items, more than Ably sends in one; kept as a dead letter"
+            ),
         })),
         Some(other) => Err(format!("events not stored: {other:?}").into()),
         None => Err("events not stored".into()),

@@ -158,7 +158,8 @@ impl ResumeState {
         }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(ResumeConfig::load(Env::from_process())?))
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(ResumeConfig::load(env)?))
     }
 }

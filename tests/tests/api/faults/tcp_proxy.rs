@@ -24,16 +24,37 @@ pub enum Fault {
     /// Requests reach the server, but the connection is reset when its answer comes back:
     /// the server did the work and the client cannot know.
     CutAnswers,
+    /// The next this many requests (a client's bytes, on any connection) are met with a
+    /// reset before they reach the server; then bytes pass again.
+    ResetRequests(u32),
 }
 
 struct Shared {
     fault: Mutex<Fault>,
     target: SocketAddr,
+    /// Requests [`Fault::ResetRequests`] reset.
+    reset_requests: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
     fn fault(&self) -> Fault {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a client's bytes are to be met with a reset: takes one of
+    /// [`Fault::ResetRequests`]' resets.
+    fn take_reset(&self) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        match *fault {
+            Fault::Reset => true,
+            Fault::ResetRequests(left) if left > 0 => {
+                *fault = Fault::ResetRequests(left - 1);
+                self.reset_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -54,6 +75,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             fault: Mutex::new(Fault::Pass),
             target,
+            reset_requests: std::sync::atomic::AtomicUsize::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         FaultProxy { addr, shared, task }
@@ -65,6 +87,13 @@ impl FaultProxy {
 
     pub fn set(&self, fault: Fault) {
         *self.shared.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// The requests [`Fault::ResetRequests`] has reset so far.
+    pub fn reset_requests(&self) -> usize {
+        self.shared
+            .reset_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -146,13 +175,11 @@ async fn pump(client: &mut TcpStream, server: &mut TcpStream, shared: &Shared) -
         tokio::select! {
             read = client_read.read(&mut client_buf), if !client_done => match read {
                 Ok(0) => client_done = true,
-                Ok(n) => match shared.fault() {
-                    Fault::Reset => return Ending::Reset,
-                    fault => to_server.push_back((
-                        Instant::now() + delay(fault),
-                        client_buf[..n].to_vec(),
-                    )),
-                },
+                Ok(_) if shared.take_reset() => return Ending::Reset,
+                Ok(n) => to_server.push_back((
+                    Instant::now() + delay(shared.fault()),
+                    client_buf[..n].to_vec(),
+                )),
                 Err(_) => return Ending::Reset,
             },
             read = server_read.read(&mut server_buf), if !server_done => match read {
