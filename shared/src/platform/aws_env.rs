@@ -4,12 +4,48 @@
 //! `AWS_REGION` (or `AWS_DEFAULT_REGION`), the execution role's credentials from
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and a service's endpoint
 //! from `AWS_ENDPOINT_URL_<SERVICE>` (or `AWS_ENDPOINT_URL`), which points it at a local
-//! stand-in in development and tests.
+//! stand-in in development and tests. Also the timeouts and retries every client keeps:
+//! tight, so that a slow service fails inside the Lambda's budget instead of at its hard
+//! timeout.
+
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 
+use crate::platform::aws_http::ReqwestHttpClient;
 use crate::platform::env::Env;
+
+/// Time to establish a connection to an AWS service.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One attempt, from sending to the last byte of the answer.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// All attempts of one operation together.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// Attempts per operation (the first and two retries).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The timeouts above.
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The SDK's standard retries, [`MAX_ATTEMPTS`] in all.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// The SDK's HTTP client: requests over reqwest, with its own connection pool.
+pub fn http_client() -> ReqwestHttpClient {
+    crate::platform::telemetry::install_crypto_provider();
+    ReqwestHttpClient::with_connect_timeout(CONNECT_TIMEOUT)
+}
 
 /// The region, if the environment names one.
 pub fn region(env: &Env) -> Option<Region> {

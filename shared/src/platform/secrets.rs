@@ -12,14 +12,10 @@
 //! start, and could not be tested outside AWS.)
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use aws_sdk_secretsmanager::config::retry::RetryConfig;
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, SharedCredentialsProvider};
 
 use crate::platform::aws_env;
-use crate::platform::aws_http::ReqwestHttpClient;
 use crate::platform::env::{ConfigError, Env};
 
 /// The variables that may come from Secrets Manager.
@@ -33,8 +29,6 @@ pub const SECRET_VARIABLES: [&str; 5] = [
 
 /// The suffix of a variable that names a secret instead of holding its value.
 pub const ARN_SUFFIX: &str = "_SECRET_ARN";
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process environment, each `X_SECRET_ARN` read into `X`.
 pub async fn process_env() -> Result<Env, ConfigError> {
@@ -65,9 +59,12 @@ pub async fn resolve(
         wanted.push((name, arn_variable, arn.to_owned()));
     }
     if !wanted.is_empty() {
-        let env = Env::from_pairs(vars.clone());
-        aws_env_problems(&env, &mut problems);
+        let mut env = Env::from_pairs(vars.clone());
         let client = client(&env);
+        aws_env::require_aws_environment(&mut env);
+        if let Err(err) = env.finish() {
+            problems.extend(err.problems);
+        }
         let reads = futures::future::join_all(
             wanted
                 .iter()
@@ -98,37 +95,13 @@ pub async fn resolve(
     }
 }
 
-fn aws_env_problems(env: &Env, problems: &mut Vec<String>) {
-    let mut check = Env::from_pairs::<_, String, String>(
-        [
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ]
-        .into_iter()
-        .filter_map(|name| env.optional(name).map(|v| (name.to_owned(), v))),
-    );
-    aws_env::require_aws_environment(&mut check);
-    if let Err(err) = check.finish() {
-        problems.extend(err.problems);
-    }
-}
-
 /// A Secrets Manager client from the environment.
 fn client(env: &Env) -> aws_sdk_secretsmanager::Client {
-    crate::platform::telemetry::install_crypto_provider();
     let mut builder = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .http_client(ReqwestHttpClient::with_connect_timeout(CONNECT_TIMEOUT));
+        .timeout_config(aws_env::timeout_config())
+        .retry_config(aws_env::retry_config())
+        .http_client(aws_env::http_client());
     builder.set_region(aws_env::region(env));
     builder.set_credentials_provider(aws_env::credentials(env).map(SharedCredentialsProvider::new));
     builder.set_endpoint_url(aws_env::endpoint(env, "SECRETS_MANAGER"));

@@ -290,8 +290,13 @@ mod tests {
         events.iter().map(|e| e.id.as_str()).collect()
     }
 
+    /// A list proven after the time `floor_ms` (`None`: from the first event).
     fn proven(events: Vec<ChatEvent>, floor_ms: Option<i64>, epoch: u64) -> CachedList {
         let floor = floor_ms.map_or(String::new(), |ms| at(ms, "x").occurred_at);
+        proven_after(events, floor, epoch)
+    }
+
+    fn proven_after(events: Vec<ChatEvent>, floor: String, epoch: u64) -> CachedList {
         CachedList {
             events,
             proof: Some(Proof { floor, epoch }),
@@ -352,13 +357,7 @@ mod tests {
         );
         // Proven after a position (a read of the archive after a cursor): from that
         // cursor on.
-        let after_b = CachedList {
-            events: list.clone(),
-            proof: Some(Proof {
-                floor: at(2, "b").event_key(),
-                epoch: 4,
-            }),
-        };
+        let after_b = proven_after(list.clone(), at(2, "b").event_key(), 4);
         assert_eq!(
             ids(&cached_page(after_b.clone(), Some(&cursor(&at(2, "b"))), 5, &EPOCH).unwrap()),
             ["c", "d", "e"]
@@ -391,13 +390,7 @@ mod tests {
         let recent = |floor, limit| cached_recent(proven(list.clone(), floor, 4), limit, &EPOCH);
         assert_eq!(ids(&recent(Some(2), 3).unwrap()), ["e", "d", "c"]);
         assert_eq!(recent(Some(2), 4), None, "b is at the floor: not covered");
-        let after_c = CachedList {
-            events: list.clone(),
-            proof: Some(Proof {
-                floor: at(3, "c").event_key(),
-                epoch: 4,
-            }),
-        };
+        let after_c = proven_after(list.clone(), at(3, "c").event_key(), 4);
         assert_eq!(
             ids(&cached_recent(after_c.clone(), 2, &EPOCH).unwrap()),
             ["e", "d"]

@@ -314,12 +314,7 @@ async fn a_direct_invoke_is_mirrored_and_a_store_failure_is_an_error() {
     // An unparseable event is kept, and answered (a retry would not parse any better).
     let kept = call(&h.state, &json!({"hello": "world"})).await.unwrap();
     assert_eq!(kept["error"], "invalid_payload");
-    let dead = h
-        .items()
-        .await
-        .into_iter()
-        .filter(|i| s(i, "conversation_id") == "_dead_letter")
-        .count();
+    let dead = h.dead_letters().await.len();
     assert_eq!(dead, 1);
 }
 
@@ -340,12 +335,7 @@ async fn a_queued_record_past_ablys_batch_size_is_kept_as_a_dead_letter() {
     // Kept, so let go: not listed for redelivery, and not dropped either.
     assert_eq!(answer, json!({"batchItemFailures": []}));
     assert_eq!(archived_ids(&h, &conv).await, Vec::<String>::new());
-    let dead: Vec<_> = h
-        .items()
-        .await
-        .into_iter()
-        .filter(|i| s(i, "conversation_id") == "_dead_letter")
-        .collect();
+    let dead = h.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(s(&dead[0], "raw_body"), big);
     assert!(s(&dead[0], "reason").contains("1001 items"));
@@ -376,12 +366,7 @@ async fn an_sqs_batch_reports_exactly_the_records_not_stored() {
     assert_eq!(archived_ids(&h, &conv).await, ["q1:0", "q1:1"]);
     assert_eq!(cached_ids(&h, &conv).await, ["q1:0", "q1:1"]);
     assert_eq!(archived_ids(&h, &poison).await, Vec::<String>::new());
-    let dead: Vec<_> = h
-        .items()
-        .await
-        .into_iter()
-        .filter(|i| s(i, "conversation_id") == "_dead_letter")
-        .collect();
+    let dead = h.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(s(&dead[0], "raw_body"), "{\"not\": \"an ably payload\"}");
 }

@@ -481,6 +481,15 @@ impl Harness {
         crate::helpers::scan_table(&self.dynamo, &self.table).await
     }
 
+    /// The dead letters: deliveries kept whole because they could not be stored as events.
+    pub async fn dead_letters(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|i| s(i, "conversation_id") == "_dead_letter")
+            .collect()
+    }
+
     /// Every chat event item: not the reserved partitions (the dead letters, the cache
     /// epoch).
     pub async fn chat_items(&self) -> Vec<HashMap<String, AttributeValue>> {
