@@ -1,7 +1,8 @@
-//! One module per Lambda function: its configuration, its state (clients built once at
-//! cold start) and its request handler. The HTTP-only function binaries only call
-//! [`run`]; `ably-events`, which also takes SQS, Kinesis and direct invokes, calls
-//! [`ably_events::run`].
+//! One folder per Lambda function, each of the same shape: `mod.rs` with its route table
+//! (`SERVICE`) and `handle`, `state.rs` with its configuration and its state (clients
+//! built once at cold start). Every entry point starts through [`cold_start`]: the
+//! HTTP-only function binaries call [`run`]; `ably-events`, which also takes SQS, Kinesis
+//! and direct invokes, calls [`ably_events::run`].
 
 pub mod ably_events;
 pub mod publish;
@@ -48,23 +49,38 @@ pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Each function's state is a [`Function`]: its own `from_env` and `handle`.
-macro_rules! functions {
-    ($($module:ident::$state:ident),* $(,)?) => {$(
-        impl Function for $module::$state {
-            fn from_env(env: Env) -> Result<Self, ConfigError> {
-                $module::$state::from_env(env)
-            }
-            fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-                $module::handle(self, req)
-            }
-        }
-    )*};
+impl Function for token::TokenState {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        token::TokenState::from_env(env)
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        token::handle(self, req)
+    }
 }
 
-functions!(
-    token::TokenState,
-    publish::PublishState,
-    stats::StatsState,
-    resume::ResumeState,
-);
+impl Function for publish::PublishState {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        publish::PublishState::from_env(env)
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        publish::handle(self, req)
+    }
+}
+
+impl Function for stats::StatsState {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        stats::StatsState::from_env(env)
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        stats::handle(self, req)
+    }
+}
+
+impl Function for resume::ResumeState {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        resume::ResumeState::from_env(env)
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        resume::handle(self, req)
+    }
+}

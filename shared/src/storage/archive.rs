@@ -31,7 +31,7 @@ pub const DEAD_LETTER_PART_BYTES: usize = 350 * 1024;
 /// Conversation under which signed but unparseable bodies are kept.
 pub const DEAD_LETTER_CONVERSATION: &str = "_dead_letter";
 /// Why the archive could not take everything.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ArchiveError {
     #[error("dynamodb request failed: {0}")]
     Request(String),

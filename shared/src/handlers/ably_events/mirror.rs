@@ -15,65 +15,85 @@ use sha2::{Digest, Sha256};
 
 use crate::ably::webhook::{PayloadError, WebhookBatch};
 use crate::events::ChatEvent;
-use crate::handlers::ably_events::{EventsState, Receipt, Tally};
+use crate::handlers::ably_events::{Counts, EventsState, Receipt};
 use crate::platform::clock;
 use crate::storage::archive::{ArchiveError, ArchiveReport};
 use crate::storage::cache::CacheOutcome;
 use crate::storage::epoch::SNAPSHOT_MAX_AGE;
 use crate::storage::RedisError;
 
-/// One delivery: its raw bytes (kept as a dead letter if they do not parse) and what the
-/// parser made of them.
-pub struct Parcel<'a> {
+/// One delivery (a webhook, a direct invoke, one SQS or Kinesis record): its raw bytes
+/// (kept as a dead letter if they cannot be stored as events) and what the parser made
+/// of them.
+pub struct Delivery<'a> {
     pub body: &'a [u8],
     pub parsed: Result<WebhookBatch, PayloadError>,
 }
 
 /// What became of one delivery.
 #[derive(Debug)]
-pub enum Fate {
-    /// Every event is in DynamoDB (the cache may have failed; it is rebuilt on read).
+pub enum Outcome {
+    /// Every event is in DynamoDB (the cache may have failed: see [`Receipt::cache`]).
     Stored(Receipt),
     /// More items than Ably ever sends in a batch: kept in DynamoDB under `_dead_letter`.
     TooLarge(usize),
     /// It did not parse, and is kept in DynamoDB under `_dead_letter`.
     DeadLetter(PayloadError),
-    /// It did not parse, and could not be kept either (logged with its sha256).
-    Unkept(PayloadError),
-    /// Not everything was stored: the delivery must come again. Every write is keyed by
+    /// It could not be stored as events, and could not be kept either (logged with its
+    /// sha256).
+    NotKept(PayloadError),
+    /// Not every event was stored: the delivery must come again. Every write is keyed by
     /// the event, so the redelivery overwrites instead of duplicating.
-    Failed(String),
+    NotStored(ArchiveError),
 }
 
-impl Fate {
+impl Outcome {
     /// Whether the delivery can be let go (stored or kept), not delivered again.
     pub fn settled(&self) -> bool {
-        !matches!(self, Fate::Failed(_) | Fate::Unkept(_))
+        !matches!(self, Outcome::NotStored(_) | Outcome::NotKept(_))
     }
 }
 
-/// Stores `parcels` in both stores and the dead letters, within `until`; one [`Fate`]
-/// per parcel, in order. `tally` counts the invocation's metrics.
+/// What one delivery held, once parsed.
+struct Parsed {
+    /// Its events, in the invocation's list of them.
+    events: Range<usize>,
+    lifecycle: usize,
+    /// Entries it held that are not stored, with why.
+    skipped: Vec<String>,
+}
+
+/// A delivery that cannot be stored as events: kept whole as a dead letter.
+struct Unreadable<'a> {
+    body: &'a [u8],
+    error: PayloadError,
+}
+
+/// Each delivery, in order, as the mirror treats it.
+enum Treated<'a> {
+    Parsed(Parsed),
+    Unreadable(Unreadable<'a>),
+}
+
+/// Stores `deliveries` in both stores and the dead letters, within `until`; one
+/// [`Outcome`] per delivery, in order. `counts` gathers the invocation's metrics.
 pub async fn mirror(
     state: &EventsState,
-    parcels: Vec<Parcel<'_>>,
+    deliveries: Vec<Delivery<'_>>,
     until: Instant,
-    tally: &mut Tally,
-) -> Vec<Fate> {
+    counts: &mut Counts,
+) -> Vec<Outcome> {
     let now_ms = clock::now_ms();
     let now_secs = now_ms.div_euclid(1000);
-    let mut fates: Vec<Option<Fate>> = Vec::with_capacity(parcels.len());
     let mut events: Vec<ChatEvent> = Vec::new();
     let mut lifecycle = 0;
-    // Per stored parcel: its index, its events' range, lifecycle items and skipped reasons.
-    let mut stored: Vec<(usize, Range<usize>, usize, Vec<String>)> = Vec::new();
-    let mut dead: Vec<(usize, &[u8], PayloadError)> = Vec::new();
-    for (index, parcel) in parcels.into_iter().enumerate() {
-        fates.push(None);
-        match parcel.parsed {
+    let mut treated = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        treated.push(match delivery.parsed {
             Ok(mut batch) => {
                 // An event DynamoDB cannot hold would fail every redelivery; one past its
-                // retention would come back from the dead.
+                // retention would come back from the dead; one from the future would hide
+                // every later one from a polling cursor.
                 state.stores.archive.skip_unarchivable(&mut batch, now_ms);
                 let start = events.len();
                 if events.is_empty() {
@@ -83,67 +103,94 @@ pub async fn mirror(
                     events.append(&mut batch.events);
                 }
                 lifecycle += batch.lifecycle;
-                stored.push((index, start..events.len(), batch.lifecycle, batch.skipped));
+                Treated::Parsed(Parsed {
+                    events: start..events.len(),
+                    lifecycle: batch.lifecycle,
+                    skipped: batch.skipped,
+                })
             }
             // Not parsed, or past Ably's batch size: kept whole, never let go unrecorded.
-            Err(err) => dead.push((index, parcel.body, err)),
-        }
+            Err(error) => Treated::Unreadable(Unreadable {
+                body: delivery.body,
+                error,
+            }),
+        });
     }
-    tally.received += events.len();
-    tally.untrusted += events.iter().filter(|e| !e.trusted).count();
-    tally.skipped += stored.iter().map(|s| s.3.len()).sum::<usize>();
+    let parsed: Vec<&Parsed> = treated
+        .iter()
+        .filter_map(|t| match t {
+            Treated::Parsed(p) => Some(p),
+            Treated::Unreadable(_) => None,
+        })
+        .collect();
+    let unreadable: Vec<&Unreadable<'_>> = treated
+        .iter()
+        .filter_map(|t| match t {
+            Treated::Unreadable(u) => Some(u),
+            Treated::Parsed(_) => None,
+        })
+        .collect();
+    counts.received += events.len();
+    counts.untrusted += events.iter().filter(|e| !e.trusted).count();
+    counts.skipped += parsed.iter().map(|p| p.skipped.len()).sum::<usize>();
+    counts.dead_letters += unreadable.len();
 
-    let groups: Vec<Range<usize>> = stored.iter().map(|s| s.1.clone()).collect();
+    let groups: Vec<Range<usize>> = parsed.iter().map(|p| p.events.clone()).collect();
     // Boxed: the stores' futures nest deep enough to pass the compiler's layout limit
     // in the binaries that await this one; one allocation per invocation.
     let ((cached, archived), kept) = tokio::join!(
         Box::pin(store(state, &events, lifecycle, &groups, now_ms, until)),
         futures::future::join_all(
-            dead.iter()
-                .map(|(_, body, err)| keep_dead_letter(state, body, err, now_secs, until)),
+            unreadable
+                .iter()
+                .map(|u| keep_dead_letter(state, u.body, &u.error, now_secs, until)),
         ),
     );
     let cache = match cached {
         Ok(outcome) => {
-            tally.duplicates += outcome.duplicates;
+            counts.duplicates += outcome.duplicates;
             None
         }
         Err(_) => {
-            tally.redis_failed = true;
+            counts.redis_failed = true;
             Some("unavailable")
         }
     };
     if let Some(err) = &archived.error {
-        tally.dynamodb_failed = true;
+        counts.dynamodb_failed = true;
         tracing::warn!(error = %err, events = events.len(), "dynamodb did not take every event");
     }
-    for ((index, range, items, skipped), failed) in stored.into_iter().zip(&archived.failed_groups)
-    {
-        fates[index] = Some(if *failed {
-            Fate::Failed(describe(archived.error.as_ref()))
-        } else {
-            tally.stored += range.len();
-            Fate::Stored(Receipt {
-                received: range.len(),
-                stored: range.len(),
-                duplicates: 0,
-                lifecycle: items,
-                skipped,
-                cache,
-            })
-        });
-    }
-    tally.dead_letters += dead.len();
-    for ((index, _, err), kept) in dead.into_iter().zip(kept) {
-        fates[index] = Some(match (kept, err) {
-            (Ok(()), PayloadError::TooLarge(items)) => Fate::TooLarge(items),
-            (Ok(()), err) => Fate::DeadLetter(err),
-            (Err(_), err) => Fate::Unkept(err),
-        });
-    }
-    fates
+    let mut failed_groups = archived.failed_groups.into_iter();
+    let mut kept = kept.into_iter();
+    treated
         .into_iter()
-        .map(|fate| fate.unwrap_or_else(|| Fate::Failed("not processed".into())))
+        .map(|delivery| match delivery {
+            Treated::Parsed(parsed) => {
+                if failed_groups.next().unwrap_or(true) {
+                    let error = archived
+                        .error
+                        .clone()
+                        .unwrap_or(ArchiveError::Unprocessed(parsed.events.len()));
+                    return Outcome::NotStored(error);
+                }
+                counts.stored += parsed.events.len();
+                Outcome::Stored(Receipt {
+                    received: parsed.events.len(),
+                    stored: parsed.events.len(),
+                    duplicates: 0,
+                    lifecycle: parsed.lifecycle,
+                    skipped: parsed.skipped,
+                    cache,
+                })
+            }
+            Treated::Unreadable(Unreadable { error, .. }) => {
+                match (kept.next().unwrap_or(Err(ArchiveError::Timeout)), error) {
+                    (Ok(()), PayloadError::TooLarge(items)) => Outcome::TooLarge(items),
+                    (Ok(()), error) => Outcome::DeadLetter(error),
+                    (Err(_), error) => Outcome::NotKept(error),
+                }
+            }
+        })
         .collect()
 }
 
@@ -245,10 +292,6 @@ async fn advance_epoch(
             Err(err)
         }
     }
-}
-
-fn describe(error: Option<&ArchiveError>) -> String {
-    error.map_or_else(|| "not stored".to_owned(), |e| e.to_string())
 }
 
 /// A delivery that does not parse is kept (with its sha256), so nothing is lost.

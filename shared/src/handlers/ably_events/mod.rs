@@ -17,19 +17,16 @@ use serde::Serialize;
 
 mod mirror;
 mod sources;
+mod state;
 
-pub use mirror::{Fate, Parcel};
+pub use mirror::{Delivery, Outcome};
 pub use sources::{invoke, run};
+pub use state::{EventsConfig, EventsState};
 
-use crate::ably::webhook::{self, signature, PayloadError, WebhookVerifier};
-use crate::ably::WebhookKeys;
-use crate::platform::env::{ConfigError, Env};
+use crate::ably::webhook::{self, signature, PayloadError};
 use crate::platform::error::ApiError;
-use crate::platform::http::{
-    deadline, json_response, serve, HttpConfig, RequestContext, Route, Service,
-};
+use crate::platform::http::{deadline, json_response, serve, RequestContext, Route, Service};
 use crate::platform::metrics::{self, Metric};
-use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig};
 
 pub const SERVICE: Service = Service {
     name: "ably-events",
@@ -44,68 +41,6 @@ pub const SERVICE: Service = Service {
 /// Time kept back from the Lambda deadline to answer; and the budget without a deadline.
 pub(crate) const ANSWER_MARGIN: Duration = Duration::from_millis(750);
 pub(crate) const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone)]
-pub struct EventsConfig {
-    pub http: HttpConfig,
-    pub webhook_keys: WebhookKeys,
-    pub redis: RedisConfig,
-    pub stores: EventStoreConfig,
-    pub pubsub_bridge: bool,
-}
-
-impl EventsConfig {
-    pub fn load(mut env: Env) -> Result<Self, ConfigError> {
-        let config = EventsConfig {
-            http: HttpConfig::from_env(&mut env),
-            webhook_keys: WebhookKeys::from_env(&mut env),
-            redis: RedisConfig::from_env(&mut env),
-            stores: EventStoreConfig::from_env(&mut env),
-            pubsub_bridge: env.flag("REDIS_PUBSUB_BRIDGE", false),
-        };
-        env.finish()?;
-        Ok(config)
-    }
-}
-
-pub struct EventsState {
-    pub config: EventsConfig,
-    pub verifier: WebhookVerifier,
-    pub stores: EventStores,
-}
-
-impl EventsState {
-    pub fn new(config: EventsConfig) -> Self {
-        let redis = RedisClient::new(&config.redis);
-        let dynamo = crate::storage::dynamo::client();
-        Self::with_clients(config, redis, dynamo)
-    }
-
-    /// Builds the state around given clients (e.g. one with an extra interceptor).
-    pub fn with_clients(
-        config: EventsConfig,
-        redis: RedisClient,
-        dynamo: aws_sdk_dynamodb::Client,
-    ) -> Self {
-        let stores = EventStores::new(
-            &config.stores,
-            redis,
-            config.redis.keys(),
-            dynamo,
-            config.pubsub_bridge,
-        );
-        EventsState {
-            verifier: WebhookVerifier::new(&config.webhook_keys),
-            config,
-            stores,
-        }
-    }
-
-    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
-    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
-        Ok(Self::new(EventsConfig::load(env)?))
-    }
-}
 
 pub async fn handle(state: &EventsState, req: Request) -> Response<Body> {
     serve(&SERVICE, &state.config.http, req, |req, ctx| {
@@ -129,7 +64,7 @@ pub struct Receipt {
 
 /// Counters for the invocation's metric line.
 #[derive(Default)]
-pub struct Tally {
+pub struct Counts {
     received: usize,
     /// Received events the channel table does not trust (see `crate::channels::trusts`).
     untrusted: usize,
@@ -149,10 +84,10 @@ async fn receive(
     ctx: RequestContext,
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
-    let mut tally = Tally::default();
-    let result = mirror_webhook(state, &req, &ctx, &mut tally).await;
+    let mut counts = Counts::default();
+    let result = mirror_webhook(state, &req, &ctx, &mut counts).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::emit(SERVICE.name, &tally.metrics(duration_ms));
+    metrics::emit(SERVICE.name, &counts.metrics(duration_ms));
     result
 }
 
@@ -181,7 +116,7 @@ pub const FAILURE_METRICS: [&str; 5] = [
     "signature_failed",
 ];
 
-impl Tally {
+impl Counts {
     pub(crate) fn metrics(&self, duration_ms: f64) -> [Metric; 10] {
         [
             Metric::count("received", self.received),
@@ -202,7 +137,7 @@ async fn mirror_webhook(
     state: &EventsState,
     req: &Request,
     ctx: &RequestContext,
-    tally: &mut Tally,
+    counts: &mut Counts,
 ) -> Result<Response<Body>, ApiError> {
     // The bytes after API Gateway's base64 decoding, exactly as Ably signed them.
     let body = req.body().as_ref();
@@ -212,7 +147,7 @@ async fn mirror_webhook(
         .verifier
         .verify(key_name, header(signature::SIGNATURE_HEADER), body)
     {
-        tally.signature_failed = true;
+        counts.signature_failed = true;
         tracing::warn!(request_id = %ctx.request_id, key = key_name.unwrap_or("-"), reason = %refused, "webhook signature rejected");
         return Err(refused.into());
     }
@@ -220,19 +155,25 @@ async fn mirror_webhook(
 
     // Every store call ends by then, so the answer beats the Lambda timeout.
     let until = deadline(req, ANSWER_MARGIN, DEFAULT_BUDGET);
-    let parcel = Parcel {
+    let delivery = Delivery {
         body,
         parsed: webhook::parse_delivery(body, header),
     };
-    let fate = mirror::mirror(state, vec![parcel], until, tally)
+    // One outcome per delivery, in order.
+    let Some(outcome) = mirror::mirror(state, vec![delivery], until, counts)
         .await
-        .pop();
-    match fate.unwrap_or_else(|| Fate::Failed("not processed".into())) {
-        Fate::Stored(mut receipt) => {
-            receipt.duplicates = tally.duplicates;
+        .pop()
+    else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the mirror answered no outcome for the delivery"
+        )));
+    };
+    match outcome {
+        Outcome::Stored(mut receipt) => {
+            receipt.duplicates = counts.duplicates;
             Ok(json_response(StatusCode::OK, &receipt))
         }
-        Fate::TooLarge(items) | Fate::Unkept(PayloadError::TooLarge(items)) => {
+        Outcome::TooLarge(items) | Outcome::NotKept(PayloadError::TooLarge(items)) => {
             Err(ApiError::payload_too_large(
                 "batch_too_large",
                 format!(
@@ -243,18 +184,18 @@ async fn mirror_webhook(
         }
         // Kept (or, if even that failed, logged with its sha256): Ably's retry would
         // not parse any better.
-        Fate::DeadLetter(err) | Fate::Unkept(err) => Err(ApiError::bad_request(
+        Outcome::DeadLetter(err) | Outcome::NotKept(err) => Err(ApiError::bad_request(
             "invalid_payload",
             format!("Webhook {err}"),
         )),
-        Fate::Failed(reason) => Err(ApiError::unavailable(
+        Outcome::NotStored(reason) => Err(ApiError::unavailable(
             "storage_unavailable",
             "Events could not be stored; redeliver the batch",
         )
         .retry_after(1)
         .caused_by(anyhow::anyhow!(
             "dynamodb mirror of {} events failed ({reason}); asking Ably to redeliver",
-            tally.received
+            counts.received
         ))),
     }
 }
@@ -265,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_emf_line_carries_exactly_the_declared_metrics() {
-        let names: Vec<&str> = Tally::default()
+        let names: Vec<&str> = Counts::default()
             .metrics(1.0)
             .iter()
             .map(|m| m.name)

@@ -32,9 +32,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::ably::webhook::{self, PayloadError, WebhookBatch};
-use crate::handlers::ably_events::mirror::{mirror, Fate, Parcel};
+use crate::handlers::ably_events::mirror::{mirror, Delivery, Outcome};
 use crate::handlers::ably_events::{
-    handle, EventsState, Tally, ANSWER_MARGIN, DEFAULT_BUDGET, SERVICE,
+    handle, Counts, EventsState, ANSWER_MARGIN, DEFAULT_BUDGET, SERVICE,
 };
 use crate::platform::http::deadline_of;
 use crate::platform::metrics;
@@ -102,7 +102,9 @@ pub async fn invoke(
     }
 }
 
-/// An API Gateway event, answered exactly as `lambda_http` answers the other functions.
+/// An API Gateway event, answered exactly as `lambda_http` answers the other functions:
+/// through its `Adapter`, which `lambda_http::run` uses for them (hidden from its docs, so
+/// the version is pinned and the answer's shape tested below).
 async fn http(
     state: &EventsState,
     raw: &str,
@@ -119,19 +121,19 @@ async fn http(
     Ok(serde_json::to_value(response)?)
 }
 
-/// Runs the mirror for the queue path's parcels and writes the invocation's metric line.
+/// Runs the mirror for the queue path's deliveries and writes the invocation's metric line.
 async fn mirror_queued(
     state: &EventsState,
-    parcels: Vec<Parcel<'_>>,
+    deliveries: Vec<Delivery<'_>>,
     context: &Context,
-) -> Vec<Fate> {
+) -> Vec<Outcome> {
     let started = Instant::now();
     let until = deadline_of(Some(context), ANSWER_MARGIN, DEFAULT_BUDGET);
-    let mut tally = Tally::default();
-    let fates = mirror(state, parcels, until, &mut tally).await;
+    let mut counts = Counts::default();
+    let outcomes = mirror(state, deliveries, until, &mut counts).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::emit(SERVICE.name, &tally.metrics(duration_ms));
-    fates
+    metrics::emit(SERVICE.name, &counts.metrics(duration_ms));
+    outcomes
 }
 
 /// SQS: a partial batch response listing exactly the records not stored. A record that
@@ -146,26 +148,26 @@ pub async fn sqs(
         .iter()
         .map(|r| r.body.as_deref().unwrap_or_default().as_bytes())
         .collect();
-    let parcels = bodies
+    let deliveries = bodies
         .iter()
-        .map(|body| Parcel {
+        .map(|body| Delivery {
             body,
             parsed: parse_queued_text(body),
         })
         .collect();
-    let fates = mirror_queued(state, parcels, context).await;
+    let outcomes = mirror_queued(state, deliveries, context).await;
     let mut failures = Vec::new();
-    for (record, fate) in event.records.iter().zip(&fates) {
-        if fate.settled() {
+    for (record, outcome) in event.records.iter().zip(&outcomes) {
+        if outcome.settled() {
             continue;
         }
         let Some(id) = record.message_id.clone() else {
             // A failure that cannot be named fails the whole batch: SQS redelivers it all.
             return Err(
-                format!("an SQS record without a messageId was not stored: {fate:?}").into(),
+                format!("an SQS record without a messageId was not stored: {outcome:?}").into(),
             );
         };
-        tracing::warn!(message_id = %id, fate = ?fate, "sqs record not stored; reported for redelivery");
+        tracing::warn!(message_id = %id, outcome = ?outcome, "sqs record not stored; reported for redelivery");
         failures.push(BatchItemFailure {
             item_identifier: id,
         });
@@ -182,24 +184,24 @@ pub async fn kinesis(
     event: KinesisEvent,
     context: &Context,
 ) -> KinesisEventResponse {
-    let parcels = event
+    let deliveries = event
         .records
         .iter()
-        .map(|r| Parcel {
+        .map(|r| Delivery {
             body: &r.kinesis.data.0,
             parsed: parse_queued_bytes(&r.kinesis.data.0),
         })
         .collect();
-    let fates = mirror_queued(state, parcels, context).await;
+    let outcomes = mirror_queued(state, deliveries, context).await;
     let first_failed = event
         .records
         .iter()
-        .zip(&fates)
-        .find(|(_, fate)| !fate.settled());
+        .zip(&outcomes)
+        .find(|(_, outcome)| !outcome.settled());
     let failures = first_failed
-        .map(|(record, fate)| {
+        .map(|(record, outcome)| {
             let sequence = record.kinesis.sequence_number.clone();
-            tracing::warn!(sequence = %sequence, fate = ?fate, "kinesis record not stored; the shard resumes there");
+            tracing::warn!(sequence = %sequence, outcome = ?outcome, "kinesis record not stored; the shard resumes there");
             vec![KinesisBatchItemFailure {
                 item_identifier: Some(sequence),
             }]
@@ -218,18 +220,18 @@ pub async fn direct(
     body: &[u8],
     context: &Context,
 ) -> Result<Value, lambda_http::Error> {
-    let parcel = Parcel {
+    let delivery = Delivery {
         body,
         parsed: webhook::parse(body),
     };
-    let fate = mirror_queued(state, vec![parcel], context).await.pop();
-    match fate {
-        Some(Fate::Stored(receipt)) => Ok(serde_json::to_value(receipt)?),
-        Some(Fate::DeadLetter(err)) => Ok(json!({
+    let outcome = mirror_queued(state, vec![delivery], context).await.pop();
+    match outcome {
+        Some(Outcome::Stored(receipt)) => Ok(serde_json::to_value(receipt)?),
+        Some(Outcome::DeadLetter(err)) => Ok(json!({
             "error": "invalid_payload",
             "message": format!("Event {err}; kept as a dead letter"),
         })),
-        Some(Fate::TooLarge(items)) => Ok(json!({
+        Some(Outcome::TooLarge(items)) => Ok(json!({
             "error": "batch_too_large",
             "message": format!(
                 "Event holds {items} items, more than Ably sends in one; kept as a dead letter"
@@ -267,4 +269,105 @@ fn bytes_of_base64(text: &[u8]) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(text.trim_ascii())
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::ably_events::EventsConfig;
+    use crate::platform::env::Env;
+
+    /// A state that does no I/O until a signed request reaches its stores.
+    fn state() -> EventsState {
+        EventsState::new(
+            EventsConfig::load(Env::from_pairs([
+                ("ABLY_WEBHOOK_KEYS", "app.key:secret"),
+                ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:1"),
+                ("UPSTASH_REDIS_REST_TOKEN", "t"),
+                ("CHAT_EVENTS_TABLE", "t"),
+                ("CORS_ORIGIN", "https://app.example"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "b"),
+            ]))
+            .unwrap(),
+        )
+    }
+
+    fn event(version: &str) -> Value {
+        let context = match version {
+            "2.0" => json!({"accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "POST", "path": "/api/ably/events", "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1", "userAgent": "Ably-Webhooks"},
+                "requestId": "r", "routeKey": "$default", "stage": "$default",
+                "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0}),
+            _ => json!({"accountId": "1", "apiId": "a", "resourceId": "x", "stage": "prod",
+                "requestId": "r", "identity": {"sourceIp": "127.0.0.1"},
+                "resourcePath": "/api/ably/events", "httpMethod": "POST"}),
+        };
+        let mut event = json!({
+            "headers": {"content-type": "application/json", "x-request-id": "fixed-id",
+                "x-ably-signature": "not a signature"},
+            "requestContext": context, "body": "{}", "isBase64Encoded": false,
+        });
+        if version == "2.0" {
+            event["version"] = json!("2.0");
+            event["routeKey"] = json!("$default");
+            event["rawPath"] = json!("/api/ably/events");
+            event["rawQueryString"] = json!("");
+        } else {
+            event["resource"] = json!("/api/ably/events");
+            event["path"] = json!("/api/ably/events");
+            event["httpMethod"] = json!("POST");
+        }
+        event
+    }
+
+    /// What `lambda_http::run` answers the other functions with, for both API Gateway
+    /// kinds: the pinned `Adapter` must keep giving exactly this.
+    #[tokio::test]
+    async fn api_gateway_answers_have_lambda_https_shape_for_http_and_rest_apis() {
+        let state = state();
+        let expected_headers = json!({
+            "cache-control": "no-store", "content-type": "application/json",
+            "referrer-policy": "no-referrer", "vary": "origin",
+            "x-content-type-options": "nosniff", "x-frame-options": "DENY",
+            "x-request-id": "fixed-id"
+        });
+        let body = json!({"error": "Invalid signature", "code": "invalid_signature",
+            "requestId": "fixed-id"});
+
+        let answer = http(&state, &event("2.0").to_string(), Context::default())
+            .await
+            .unwrap();
+        let answer_body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(answer_body, body);
+        let mut rest = answer.clone();
+        rest.as_object_mut().unwrap().remove("body");
+        assert_eq!(
+            rest,
+            json!({"statusCode": 401, "headers": expected_headers, "multiValueHeaders": {},
+                "isBase64Encoded": false, "cookies": []})
+        );
+
+        let answer = http(&state, &event("1.0").to_string(), Context::default())
+            .await
+            .unwrap();
+        let answer_body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(answer_body, body);
+        // REST APIs take every header as a list, and no cookies field.
+        let multi: serde_json::Map<String, Value> = expected_headers
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), json!([v])))
+            .collect();
+        let mut rest = answer.clone();
+        rest.as_object_mut().unwrap().remove("body");
+        assert_eq!(
+            rest,
+            json!({"statusCode": 401, "headers": {}, "multiValueHeaders": multi,
+                "isBase64Encoded": false})
+        );
+    }
 }

@@ -11,21 +11,20 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::ably::credentials::TokenSigner;
-use crate::ably::AblyConfig;
 use crate::channels::capability::Capability;
 use crate::channels::ChannelName;
 use crate::identity::ids::identifier;
-use crate::identity::{Authenticator, Caller, IdentityConfig};
+use crate::identity::Caller;
 use crate::platform::clock;
-use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
 use crate::platform::http::{
-    json_object, json_response, serve, string_field, HttpConfig, RequestContext, Route, Service,
+    json_object, json_response, serve, string_field, RequestContext, Route, Service,
 };
 use crate::platform::realtime::RealtimeRollout;
-use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
-use crate::storage::{RedisClient, RedisConfig};
+
+mod state;
+
+pub use state::{TokenConfig, TokenState};
 
 pub const SERVICE: Service = Service {
     name: "ably-token",
@@ -40,74 +39,6 @@ pub const SERVICE: Service = Service {
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Longest lifetime a caller may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Clone)]
-pub struct TokenConfig {
-    pub http: HttpConfig,
-    pub ably: AblyConfig,
-    pub identity: IdentityConfig,
-    pub redis: RedisConfig,
-    pub rate_limit: RateLimit,
-    /// Who uses Ably realtime: the switch, the per-conversation share and its lists.
-    pub realtime: RealtimeRollout,
-}
-
-impl TokenConfig {
-    pub fn load(mut env: Env) -> Result<Self, ConfigError> {
-        let config = TokenConfig {
-            http: HttpConfig::from_env(&mut env),
-            ably: AblyConfig::from_env(&mut env),
-            identity: IdentityConfig::from_env(&mut env),
-            redis: RedisConfig::from_env(&mut env),
-            rate_limit: RateLimit::from_env(
-                &mut env,
-                "RATE_LIMIT_TOKEN",
-                RateLimit {
-                    max: 30,
-                    window_seconds: 60,
-                },
-            ),
-            realtime: RealtimeRollout::from_env(&mut env),
-        };
-        env.finish()?;
-        Ok(config)
-    }
-}
-
-pub struct TokenState {
-    pub config: TokenConfig,
-    pub redis: RedisClient,
-    pub auth: Authenticator,
-    pub signer: TokenSigner,
-    pub limiter: RateLimiter,
-}
-
-impl TokenState {
-    pub fn new(config: TokenConfig) -> Self {
-        let redis = RedisClient::new(&config.redis);
-        let limiter = RateLimiter::new(
-            redis.clone(),
-            config.redis.keys(),
-            "token",
-            config.rate_limit,
-            // Without a working limiter, issuing credentials is refused.
-            FailurePolicy::Closed,
-        );
-        TokenState {
-            auth: Authenticator::new(&config.identity)
-                .with_allowed_origin(config.http.cors_origin.clone()),
-            signer: TokenSigner::new(&config.ably.key),
-            limiter,
-            redis,
-            config,
-        }
-    }
-
-    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
-    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
-        Ok(Self::new(TokenConfig::load(env)?))
-    }
-}
 
 pub async fn handle(state: &TokenState, req: Request) -> Response<Body> {
     serve(&SERVICE, &state.config.http, req, |req, ctx| {

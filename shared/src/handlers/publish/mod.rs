@@ -12,19 +12,20 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ably::{message_id_base, AblyClient, AblyConfig, OutboundMessage};
+use crate::ably::{message_id_base, OutboundMessage};
 use crate::channels::{may_publish, ChannelName};
 use crate::events::time::iso_millis;
-use crate::identity::{Authenticator, Caller, IdentityConfig};
+use crate::identity::Caller;
 use crate::platform::clock;
-use crate::platform::env::{ConfigError, Env};
 use crate::platform::error::ApiError;
 use crate::platform::http::{
-    deadline, json_response, parse_json, serve, HttpConfig, RequestContext, Route, Service,
+    deadline, json_response, parse_json, serve, RequestContext, Route, Service,
 };
 use crate::platform::metrics::{self, Metric};
-use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
-use crate::storage::{RedisClient, RedisConfig};
+
+mod state;
+
+pub use state::{PublishConfig, PublishState};
 
 /// The metrics `ably-publish` emits (namespace `AblyChat`, dimension `Function` =
 /// `ably-publish`): retries Ably needed, a load signal rather than a failure.
@@ -46,74 +47,6 @@ pub const SERVICE: Service = Service {
     // 64 KiB of message data plus the envelope around it.
     max_body_bytes: 80 * 1024,
 };
-
-#[derive(Debug, Clone)]
-pub struct PublishConfig {
-    pub http: HttpConfig,
-    pub ably: AblyConfig,
-    pub identity: IdentityConfig,
-    pub redis: RedisConfig,
-    pub rate_limit: RateLimit,
-}
-
-impl PublishConfig {
-    pub fn load(mut env: Env) -> Result<Self, ConfigError> {
-        let config = PublishConfig {
-            http: HttpConfig::from_env(&mut env),
-            ably: AblyConfig::from_env(&mut env),
-            identity: IdentityConfig::from_env(&mut env),
-            redis: RedisConfig::from_env(&mut env),
-            rate_limit: RateLimit::from_env(
-                &mut env,
-                "RATE_LIMIT_PUBLISH",
-                RateLimit {
-                    max: 120,
-                    window_seconds: 60,
-                },
-            ),
-        };
-        env.finish()?;
-        Ok(config)
-    }
-}
-
-pub struct PublishState {
-    pub config: PublishConfig,
-    pub auth: Authenticator,
-    pub limiter: RateLimiter,
-    pub ably: AblyClient,
-}
-
-impl PublishState {
-    pub fn new(config: PublishConfig) -> Self {
-        let ably = AblyClient::new(&config.ably);
-        Self::with_ably(config, ably)
-    }
-
-    /// Builds the state around a given Ably client (e.g. with other fallback hosts).
-    pub fn with_ably(config: PublishConfig, ably: AblyClient) -> Self {
-        let limiter = RateLimiter::new(
-            RedisClient::new(&config.redis),
-            config.redis.keys(),
-            "publish",
-            config.rate_limit,
-            // Publishing stays available when the limiter's Redis is down.
-            FailurePolicy::Open,
-        );
-        PublishState {
-            auth: Authenticator::new(&config.identity)
-                .with_allowed_origin(config.http.cors_origin.clone()),
-            limiter,
-            ably,
-            config,
-        }
-    }
-
-    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
-    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
-        Ok(Self::new(PublishConfig::load(env)?))
-    }
-}
 
 pub async fn handle(state: &PublishState, req: Request) -> Response<Body> {
     serve(&SERVICE, &state.config.http, req, |req, ctx| {

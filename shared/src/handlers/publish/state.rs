@@ -1,0 +1,76 @@
+//! The configuration and the state (clients built once at cold start) of `ably-publish`.
+
+use crate::ably::{AblyClient, AblyConfig};
+use crate::identity::{Authenticator, IdentityConfig};
+use crate::platform::env::{ConfigError, Env};
+use crate::platform::http::HttpConfig;
+use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
+use crate::storage::{RedisClient, RedisConfig};
+
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    pub http: HttpConfig,
+    pub ably: AblyConfig,
+    pub identity: IdentityConfig,
+    pub redis: RedisConfig,
+    pub rate_limit: RateLimit,
+}
+
+impl PublishConfig {
+    pub fn load(mut env: Env) -> Result<Self, ConfigError> {
+        let config = PublishConfig {
+            http: HttpConfig::from_env(&mut env),
+            ably: AblyConfig::from_env(&mut env),
+            identity: IdentityConfig::from_env(&mut env),
+            redis: RedisConfig::from_env(&mut env),
+            rate_limit: RateLimit::from_env(
+                &mut env,
+                "RATE_LIMIT_PUBLISH",
+                RateLimit {
+                    max: 120,
+                    window_seconds: 60,
+                },
+            ),
+        };
+        env.finish()?;
+        Ok(config)
+    }
+}
+
+pub struct PublishState {
+    pub config: PublishConfig,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    pub ably: AblyClient,
+}
+
+impl PublishState {
+    pub fn new(config: PublishConfig) -> Self {
+        let ably = AblyClient::new(&config.ably);
+        Self::with_ably(config, ably)
+    }
+
+    /// Builds the state around a given Ably client (e.g. with other fallback hosts).
+    pub fn with_ably(config: PublishConfig, ably: AblyClient) -> Self {
+        let limiter = RateLimiter::new(
+            RedisClient::new(&config.redis),
+            config.redis.keys(),
+            "publish",
+            config.rate_limit,
+            // Publishing stays available when the limiter's Redis is down.
+            FailurePolicy::Open,
+        );
+        PublishState {
+            auth: Authenticator::new(&config.identity)
+                .with_allowed_origin(config.http.cors_origin.clone()),
+            limiter,
+            ably,
+            config,
+        }
+    }
+
+    /// The state of an environment (the process's, its secrets read: see [`crate::handlers::cold_start`]).
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(PublishConfig::load(env)?))
+    }
+}
