@@ -5,7 +5,7 @@ use chat_core::storage::analytics;
 use chat_core::storage::Keys;
 use serde_json::{json, Value};
 
-use crate::helpers::Harness;
+use crate::helpers::EventsApp;
 
 /// Nearest-rank percentile, written independently of the product's.
 fn expected_percentile(values: &[f64], p: usize) -> f64 {
@@ -17,7 +17,7 @@ fn expected_percentile(values: &[f64], p: usize) -> f64 {
 
 #[tokio::test]
 async fn analytics_equal_what_the_sent_events_imply() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ai: Vec<f64> = (0..37)
         .map(|i| f64::from((i * 7919) % 5000 + 100))
         .collect();
@@ -71,7 +71,7 @@ async fn analytics_equal_what_the_sent_events_imply() {
 
 #[tokio::test]
 async fn forged_staff_events_are_stored_untrusted_and_never_counted() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let now = chrono::Utc::now().timestamp_millis();
     let body = crate::helpers::forged_and_genuine("an-forged", now - 1000);
     let response = h.post(&body).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dev_tools::resp::{Connection, Reply};
 use serde_json::{json, Value};
 
-use crate::helpers::Harness;
+use crate::helpers::EventsApp;
 use crate::helpers::{body_json, redis_addr, unique};
 
 /// A connection subscribed to channel patterns.
@@ -102,7 +102,7 @@ fn batch(items: &[Value]) -> Vec<u8> {
 
 #[tokio::test]
 async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope() {
-    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
+    let h = EventsApp::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
     let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
     let (conv, other) = ("conv-bridge", "conv-bridge-2");
     let ch = format!("conversation:{conv}");
@@ -250,7 +250,7 @@ async fn each_new_conversation_event_is_published_once_in_order_in_its_envelope(
 
 #[tokio::test]
 async fn with_the_bridge_off_nothing_is_published() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     assert!(!h.state.config.pubsub_bridge, "off unless configured");
     let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
     let ch = "conversation:conv-quiet";
@@ -274,7 +274,7 @@ async fn with_the_bridge_off_nothing_is_published() {
 
 #[tokio::test]
 async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
-    let h = Harness::build(
+    let h = EventsApp::build(
         &[("REDIS_PUBSUB_BRIDGE", "true"), ("REDIS_KEY_PREFIX", "")],
         None,
         None,
@@ -313,7 +313,7 @@ async fn without_a_key_prefix_the_channel_is_exactly_chat_conversation_id() {
 #[tokio::test]
 async fn the_bridge_adds_no_round_trip() {
     let (counting, requests) = crate::helpers::counting_redis().await;
-    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], Some(counting), None).await;
+    let h = EventsApp::build(&[("REDIS_PUBSUB_BRIDGE", "true")], Some(counting), None).await;
     let mut subscriber = Subscriber::new(&[&format!("{}*", h.prefix)]).await;
     let body = crate::helpers::flat_batch("conv-one-trip", 50, at(0).0);
     assert_eq!(h.post(&body).await.status(), 200);
@@ -329,7 +329,7 @@ async fn the_bridge_adds_no_round_trip() {
 
 #[tokio::test]
 async fn forged_staff_events_are_never_bridged_and_genuine_ones_carry_their_clientid() {
-    let h = Harness::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
+    let h = EventsApp::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
     let conv = unique("conv-forged");
     let mut subscriber = Subscriber::new(&[&format!("{}chat:{conv}", h.prefix)]).await;
     let body = crate::helpers::forged_and_genuine(&conv, at(0).0);

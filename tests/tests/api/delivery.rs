@@ -10,8 +10,9 @@ use lambda_http::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::helpers::unreachable_dynamo;
 use crate::helpers::{
-    closed_port, counting_redis, redis, refusing_dynamo, s, unique, Harness, KEY_NAME, SECRET,
+    counting_redis, redis, refusing_dynamo, s, unique, EventsApp, KEY_NAME, SECRET,
 };
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -95,7 +96,7 @@ fn kinesis_record(sequence: &str, data: &[u8]) -> Value {
 }
 
 /// The archived event ids of a conversation, sorted (one per item: duplicates show).
-async fn archived_ids(h: &Harness, conv: &str) -> Vec<String> {
+async fn archived_ids(h: &EventsApp, conv: &str) -> Vec<String> {
     let mut ids: Vec<String> = h
         .chat_items()
         .await
@@ -107,7 +108,7 @@ async fn archived_ids(h: &Harness, conv: &str) -> Vec<String> {
     ids
 }
 
-async fn cached_ids(h: &Harness, conv: &str) -> Vec<String> {
+async fn cached_ids(h: &EventsApp, conv: &str) -> Vec<String> {
     let mut ids: Vec<String> = h
         .cached(conv)
         .await
@@ -118,17 +119,9 @@ async fn cached_ids(h: &Harness, conv: &str) -> Vec<String> {
     ids
 }
 
-/// A DynamoDB client for an endpoint where nothing listens.
-fn unreachable_dynamo() -> aws_sdk_dynamodb::Client {
-    let config = chat_core::storage::dynamo::config_builder()
-        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
 #[tokio::test]
 async fn a_non_enveloped_webhook_is_read_from_its_headers() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let conv = unique("ne");
     let channel = format!("conversation:{conv}");
     let headers = |id: &'static str, ct: &'static str| {
@@ -195,8 +188,8 @@ async fn a_non_enveloped_webhook_is_read_from_its_headers() {
 
 #[tokio::test]
 async fn msgpack_and_json_twins_store_identical_events() {
-    let json_side = Harness::new().await;
-    let packed_side = Harness::new().await;
+    let json_side = EventsApp::new().await;
+    let packed_side = EventsApp::new().await;
     let conv = unique("mp");
     let body = json!({"items": [
         {"webhookId": "w", "source": "channel.message", "serial": "s", "timestamp": 1796083200000i64,
@@ -247,7 +240,7 @@ async fn msgpack_and_json_twins_store_identical_events() {
 #[tokio::test]
 async fn a_full_batch_of_multi_message_items_is_stored_whole_in_several_script_calls() {
     let (counted, calls) = counting_redis().await;
-    let h = Harness::build(&[("REDIS_EVENT_MAX", "5000")], Some(counted), None).await;
+    let h = EventsApp::build(&[("REDIS_EVENT_MAX", "5000")], Some(counted), None).await;
     let conv = unique("full");
     // 600 items of 2 messages each: 1200 events, past one script call's 1000.
     let items: Vec<Value> = (0..600)
@@ -285,7 +278,7 @@ async fn a_full_batch_of_multi_message_items_is_stored_whole_in_several_script_c
 
 #[tokio::test]
 async fn a_direct_invoke_is_mirrored_and_a_store_failure_is_an_error() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let conv = unique("direct");
     let event = enveloped(&conv, &["d1:0", "d1:1"], 1796083200000);
     let receipt = call(&h.state, &event).await.unwrap();
@@ -320,7 +313,7 @@ async fn a_direct_invoke_is_mirrored_and_a_store_failure_is_an_error() {
 
 #[tokio::test]
 async fn a_queued_record_past_ablys_batch_size_is_kept_as_a_dead_letter() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let conv = unique("sqs-big");
     let items: Vec<Value> = (0..1001)
         .map(|i| {
@@ -350,7 +343,7 @@ async fn a_queued_record_past_ablys_batch_size_is_kept_as_a_dead_letter() {
 async fn an_sqs_batch_reports_exactly_the_records_not_stored() {
     let conv = unique("sqs");
     let poison = unique("poison");
-    let h = Harness::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
+    let h = EventsApp::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
     let good = enveloped(&conv, &["q1:0", "q1:1"], 1796083200000).to_string();
     let bad = enveloped(&poison, &["q3:0"], 1796083200010).to_string();
     let event = sqs_event(vec![
@@ -373,7 +366,7 @@ async fn an_sqs_batch_reports_exactly_the_records_not_stored() {
 
 #[tokio::test]
 async fn an_sqs_batch_while_dynamodb_is_down_fails_every_record_then_redelivery_stores_once() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let conv = unique("outage");
     let records: Vec<Value> = (0..4)
         .map(|i| {
@@ -411,7 +404,7 @@ async fn an_sqs_batch_while_dynamodb_is_down_fails_every_record_then_redelivery_
 
 #[tokio::test]
 async fn the_same_events_by_webhook_then_by_sqs_are_stored_once() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let conv = unique("both");
     let payload = enveloped(&conv, &["b1:0", "b1:1", "b1:2"], 1796083200000);
     let body = payload.to_string().into_bytes();
@@ -437,7 +430,7 @@ async fn the_same_events_by_webhook_then_by_sqs_are_stored_once() {
 async fn a_kinesis_batch_resumes_at_the_first_record_not_stored() {
     let conv = unique("kin");
     let poison = unique("kpoison");
-    let h = Harness::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
+    let h = EventsApp::build(&[], None, Some(refusing_dynamo(&[&poison], usize::MAX))).await;
     let json_record = enveloped(&conv, &["k1:0"], 1796083200000)
         .to_string()
         .into_bytes();
@@ -475,7 +468,7 @@ async fn a_kinesis_batch_resumes_at_the_first_record_not_stored() {
 async fn the_sample_events_are_answered() {
     // The samples are signed with the dev webhook key of `.env.example`.
     let key = crate::helpers::stack_var("ABLY_WEBHOOK_KEYS");
-    let h = Harness::build(&[("ABLY_WEBHOOK_KEYS", key.as_str())], None, None).await;
+    let h = EventsApp::build(&[("ABLY_WEBHOOK_KEYS", key.as_str())], None, None).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/ably-events");
     let mut kinds = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -514,7 +507,7 @@ async fn the_sample_events_are_answered() {
 
 #[tokio::test]
 async fn records_from_another_source_are_an_error() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let event = json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]});
     let err = call(&h.state, &event).await.unwrap_err();
     assert!(err.contains("aws:s3"), "{err}");
@@ -532,7 +525,7 @@ async fn the_cache_never_sends_a_request_over_upstashs_limit() {
         chat_core::storage::redis::MAX_REQUEST_BYTES,
         dev_tools::upstash_proxy::MAX_REQUEST_BYTES
     );
-    let h = Harness::build(
+    let h = EventsApp::build(
         &[("REDIS_PUBSUB_BRIDGE", "true"), ("REDIS_EVENT_MAX", "100")],
         None,
         None,

@@ -27,11 +27,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{body_json, env_with, redis_config, stack_var, unique};
 use crate::helpers::{s, signed_request};
+use crate::helpers::{KEY_NAME, SECRET, WEBHOOK_KEY};
 use processes::{client_for, PrivateDynamo, PrivateRedis};
 use tcp_proxy::{Fault, FaultProxy};
-
-const KEY_NAME: &str = "xVLyHw.DQrNxQ";
-const SECRET: &str = "fakeSecretForTestVectorsOnly";
 
 /// The handler's budget without a Lambda context.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
@@ -194,7 +192,7 @@ impl Rig {
         let config = EventsConfig::load(env_with(&[
             ("CHAT_EVENTS_TABLE", &table),
             ("REDIS_KEY_PREFIX", &prefix),
-            ("ABLY_WEBHOOK_KEYS", &format!("{KEY_NAME}:{SECRET}")),
+            ("ABLY_WEBHOOK_KEYS", WEBHOOK_KEY),
             // Keep every event in the lists, so "at most once" covers all of them.
             ("REDIS_EVENT_MAX", "10000"),
             ("EVENT_RETENTION_DAYS", crate::helpers::RETENTION_DAYS),

@@ -8,7 +8,7 @@ use chat_core::handlers::ably_events::EventsConfig;
 use serde_json::Value;
 
 use crate::helpers::{
-    api_request, bearer, body_json, env_with, post_token_as, stack_var, token_state, Harness,
+    api_request, bearer, body_json, env_with, post_token_as, stack_var, token_state, EventsApp,
 };
 
 /// A non-enveloped webhook as a forger would send it: a trusted-looking `message:ai` in
@@ -38,7 +38,8 @@ async fn a_token_request_mac_or_an_ably_jwt_signature_never_signs_a_webhook() {
     // ably-events as deployed: the dedicated webhook key; the token key is the stack's
     // ABLY_API_KEY, visible beside it (one environment for every function here).
     let webhook_keys = stack_var("ABLY_WEBHOOK_KEYS");
-    let events = Harness::build(&[("ABLY_WEBHOOK_KEYS", webhook_keys.as_str())], None, None).await;
+    let events =
+        EventsApp::build(&[("ABLY_WEBHOOK_KEYS", webhook_keys.as_str())], None, None).await;
     let token = token_state(&[]);
     let customer = bearer("forger", "customer", &["forger-conversation"]);
 

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::helpers::Harness;
+use crate::helpers::EventsApp;
 
 /// Everything the stores hold for this harness, `expires_at` included: it runs from the
 /// event's own time, so a redelivery cannot extend retention.
-async fn snapshot(h: &Harness) -> (BTreeMap<String, String>, Vec<String>) {
+async fn snapshot(h: &EventsApp) -> (BTreeMap<String, String>, Vec<String>) {
     let mut redis = BTreeMap::new();
     for key in h.redis_keys().await {
         let kind = h.redis.command(&["TYPE", &key]).await.unwrap();
@@ -87,7 +87,7 @@ fn mirroring_a_batch_twice_equals_mirroring_it_once() {
     };
     proptest!(config, |(body in batch())| {
         runtime.block_on(async {
-            let h = Harness::new().await;
+            let h = EventsApp::new().await;
             let first = h.post(&body).await;
             assert_eq!(first.status(), 200);
             let once = snapshot(&h).await;

@@ -16,16 +16,17 @@ use chat_core::storage::redis::RedisClient;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use crate::helpers::Harness;
+use crate::helpers::resume_state_with;
+use crate::helpers::EventsApp;
 use crate::helpers::{
     api_request, bearer, body_json, closed_port, counting_dynamo, counting_redis, env_with, header,
     session_token,
 };
 
-/// The resume function over an events [`Harness`]'s table and Redis prefix, with its
+/// The resume function over an events [`EventsApp`]'s table and Redis prefix, with its
 /// Redis and DynamoDB requests counted.
 struct Poller {
-    events: Harness,
+    events: EventsApp,
     state: ResumeState,
     redis_requests: Arc<AtomicUsize>,
     dynamo_requests: Arc<AtomicUsize>,
@@ -33,10 +34,10 @@ struct Poller {
 
 impl Poller {
     async fn new(events_overrides: &[(&str, &str)], overrides: &[(&str, &str)]) -> Self {
-        let events = Harness::build(events_overrides, None, None).await;
+        let events = EventsApp::build(events_overrides, None, None).await;
         let (redis, redis_requests) = counting_redis().await;
         let (dynamo, dynamo_requests) = counting_dynamo().await;
-        let state = resume_state(&events, overrides, redis, dynamo);
+        let state = resume_state_with(&events, overrides, redis, dynamo);
         Poller {
             events,
             state,
@@ -89,16 +90,6 @@ impl Poller {
             json!(range.end - range.start)
         );
     }
-}
-
-fn resume_state(
-    events: &Harness,
-    overrides: &[(&str, &str)],
-    redis: RedisClient,
-    dynamo: aws_sdk_dynamodb::Client,
-) -> ResumeState {
-    let config = crate::resume::config_over(events, overrides);
-    ResumeState::with_clients(config, redis, dynamo, Arc::new(LogMailSender))
 }
 
 async fn get_on(state: &ResumeState, auth: &str, query: &str) -> Response<Body> {

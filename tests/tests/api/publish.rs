@@ -5,35 +5,25 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chat_core::ably::{AblyClient, FallbackHosts, RetryPolicy};
-use chat_core::handlers::publish::{handle, PublishConfig, PublishState};
+use chat_core::handlers::publish::{handle, PublishState};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request as MockRequest, ResponseTemplate};
 
-use crate::helpers::{
-    api_request, bearer, body_json, closed_port, env_with, session_token, stack_var, unique,
-};
+use crate::helpers::{api_request, bearer, body_json, closed_port, session_token, stack_var};
+use crate::helpers::{publish_state_with, quick_retries};
 
 const PATH: &str = "/channels/conversation%3Aconv-1/messages";
 
+/// The publish function with Ably at `server`, three attempts and quick retries.
 fn state_for(server: &MockServer, overrides: &[(&str, &str)]) -> PublishState {
-    let prefix = format!("{}:", unique("pub"));
-    let uri = server.uri();
-    let mut all = vec![
-        ("ABLY_REST_URL", uri.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
-    ];
-    all.extend_from_slice(overrides);
-    let config = PublishConfig::load(env_with(&all)).expect("publish config");
-    // Short backoffs keep the retry tests quick; the policy itself is the product's.
-    let ably = AblyClient::new(&config.ably).with_retry_policy(RetryPolicy {
-        max_attempts: 3,
-        base_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
-        ..RetryPolicy::default()
-    });
-    PublishState::with_ably(config, ably)
+    publish_state_with(&server.uri(), overrides, |config| {
+        AblyClient::new(&config.ably).with_retry_policy(RetryPolicy {
+            max_attempts: 3,
+            ..quick_retries()
+        })
+    })
 }
 
 async fn publish(state: &PublishState, token: &str, body: &Value) -> Response<Body> {
@@ -178,21 +168,13 @@ async fn server_errors_and_timeouts_are_retried_then_succeed() {
             .expect(1)
             .mount(&server)
             .await;
-        let prefix = format!("{}:", unique("pub"));
-        let uri = server.uri();
-        let config = PublishConfig::load(env_with(&[
-            ("ABLY_REST_URL", uri.as_str()),
-            ("REDIS_KEY_PREFIX", prefix.as_str()),
-        ]))
-        .unwrap();
         // An attempt slower than 500 ms counts as a timeout.
-        let ably = AblyClient::new(&config.ably).with_retry_policy(RetryPolicy {
-            request_timeout: Duration::from_millis(500),
-            base_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            ..RetryPolicy::default()
+        let state = publish_state_with(&server.uri(), &[], |config| {
+            AblyClient::new(&config.ably).with_retry_policy(RetryPolicy {
+                request_timeout: Duration::from_millis(500),
+                ..quick_retries()
+            })
         });
-        let state = PublishState::with_ably(config, ably);
         let res = publish(&state, &bearer("u-3", "customer", &["conv-1"]), &json!({"channelName": "conversation:conv-1", "eventName": "typing:start", "data": null})).await;
         assert_eq!(res.status(), 200, "{:?}", body_json(&res));
         server.verify().await;
@@ -436,25 +418,16 @@ async fn retries_go_to_fallback_hosts_only_for_the_default_endpoint() {
         .expect(1)
         .mount(&fallback)
         .await;
-    let prefix = format!("{}:", unique("pub"));
     let uri = primary.uri();
-    let config = PublishConfig::load(env_with(&[
-        ("ABLY_REST_URL", uri.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
-    ]))
-    .unwrap();
-    let ably = AblyClient::new(&config.ably)
-        .with_fallback_hosts(FallbackHosts {
-            // The configured URL counts as "the default", so its retries may fall back.
-            default_rest_url: uri.clone(),
-            urls: vec![fallback.uri()],
-        })
-        .with_retry_policy(RetryPolicy {
-            base_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            ..RetryPolicy::default()
-        });
-    let state = PublishState::with_ably(config, ably);
+    let state = publish_state_with(&uri, &[], |config| {
+        AblyClient::new(&config.ably)
+            .with_fallback_hosts(FallbackHosts {
+                // The configured URL counts as "the default", so its retries may fall back.
+                default_rest_url: uri.clone(),
+                urls: vec![fallback.uri()],
+            })
+            .with_retry_policy(quick_retries())
+    });
     let res = publish(
         &state,
         &bearer("u-9", "customer", &["conv-1"]),

@@ -72,7 +72,7 @@ async fn a_conversation_outside_the_rollout_polls_in_every_function_and_staff_ar
     );
 
     // The resume function tells the same conversations to poll.
-    let r = crate::resume::Rollout::new(&rollout).await;
+    let r = crate::helpers::ResumeApp::build(&rollout).await;
     assert_eq!(r.realtime_after_redeem(&inside).await, json!(true));
     assert_eq!(r.realtime_after_redeem(&outside).await, json!(false));
     assert_eq!(r.realtime_of_poll(&inside).await, json!(true));

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use chat_core::handlers::publish::{PublishConfig, PublishState};
 use chat_core::handlers::resume::mail::LogMailSender;
 use chat_core::handlers::resume::{ResumeState, HYDRATION_EVENTS};
 use chat_core::identity::email::EmailAddress;
@@ -15,11 +14,12 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::helpers::publish_state;
 use crate::helpers::{
-    api_request, bearer, body_json, counting_dynamo, counting_redis_url, env_with, post_token,
-    post_token_as, redis_config, session_token, token_state, unique,
+    api_request, bearer, body_json, counting_dynamo, counting_redis_url, post_token, post_token_as,
+    redis_config, session_token, token_state, unique,
 };
-use crate::helpers::{flat_batch, Harness};
+use crate::helpers::{flat_batch, EventsApp};
 
 /// A counting Upstash proxy in front of the stack's Redis, and a counting DynamoDB
 /// client for DynamoDB Local.
@@ -61,7 +61,7 @@ impl Counters {
 #[tokio::test]
 async fn a_webhook_costs_one_redis_request_and_one_dynamodb_request_per_25_events() {
     let counters = Counters::start().await;
-    let h = Harness::build(
+    let h = EventsApp::build(
         &[],
         Some(counters.redis_client()),
         Some(counters.dynamo_client.clone()),
@@ -125,15 +125,10 @@ async fn a_publish_costs_one_ably_request_and_one_redis_request() {
         .expect(1)
         .mount(&ably)
         .await;
-    let prefix = format!("{}:", unique("rt"));
-    let uri = ably.uri();
-    let config = PublishConfig::load(env_with(&[
-        ("ABLY_REST_URL", uri.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
-        ("UPSTASH_REDIS_REST_URL", counters.proxy_url.as_str()),
-    ]))
-    .expect("publish config");
-    let state = PublishState::new(config);
+    let state = publish_state(
+        &ably.uri(),
+        &[("UPSTASH_REDIS_REST_URL", counters.proxy_url.as_str())],
+    );
     let auth = format!("Bearer {}", bearer("rt-user", "customer", &["conv-rt"]));
     let body = json!({"channelName": "conversation:conv-rt", "eventName": "message:user",
                       "data": {"text": "hi"}, "idempotencyKey": "rt-1"})
@@ -157,9 +152,9 @@ async fn a_publish_costs_one_ably_request_and_one_redis_request() {
 }
 
 /// A resume state over the events harness's table and prefix, with counting clients.
-async fn counted_resume(events: &Harness, counters: &Counters) -> ResumeState {
+async fn counted_resume(events: &EventsApp, counters: &Counters) -> ResumeState {
     ResumeState::with_clients(
-        crate::resume::config_over(events, &[]),
+        crate::helpers::resume_config(events, &[]),
         counters.redis_client(),
         counters.dynamo_client.clone(),
         Arc::new(LogMailSender),
@@ -185,7 +180,7 @@ async fn redeem(state: &ResumeState, conversation: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_redeem_costs_one_redis_request_and_dynamodb_only_when_the_cache_is_not_proven() {
-    let events = Harness::new().await;
+    let events = EventsApp::new().await;
     let conversation = unique("rt-redeem");
     let res = events
         .post(&flat_batch(&conversation, 30, 1_700_000_000_000))

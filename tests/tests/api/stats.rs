@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::Harness;
+use crate::helpers::EventsApp;
 use crate::helpers::{
     api_request, bearer, body_json, closed_port, env_with, redis_config, session_token, stack_var,
 };
@@ -46,7 +46,7 @@ async fn ably_mock() -> MockServer {
     server
 }
 
-fn config(h: &Harness, ably: &str, extra: &[(&str, &str)]) -> StatsConfig {
+fn config(h: &EventsApp, ably: &str, extra: &[(&str, &str)]) -> StatsConfig {
     let mut all = vec![
         ("ABLY_REST_URL", ably),
         ("CHAT_EVENTS_TABLE", h.table.as_str()),
@@ -56,7 +56,7 @@ fn config(h: &Harness, ably: &str, extra: &[(&str, &str)]) -> StatsConfig {
     StatsConfig::load(env_with(&all)).expect("stats config")
 }
 
-async fn state(h: &Harness, ably: &MockServer, extra: &[(&str, &str)]) -> StatsState {
+async fn state(h: &EventsApp, ably: &MockServer, extra: &[(&str, &str)]) -> StatsState {
     StatsState::new(config(h, &ably.uri(), extra))
 }
 
@@ -80,7 +80,7 @@ fn admin() -> String {
 
 #[tokio::test]
 async fn all_up_is_healthy() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ably = ably_mock().await;
     let s = state(&h, &ably, &[]).await;
     let res = get(&s, &admin(), "").await;
@@ -107,7 +107,7 @@ async fn all_up_is_healthy() {
 
 #[tokio::test]
 async fn redis_down_is_degraded_and_200() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ably = ably_mock().await;
     let closed = format!("http://127.0.0.1:{}", closed_port());
     let s = state(&h, &ably, &[("UPSTASH_REDIS_REST_URL", closed.as_str())]).await;
@@ -124,7 +124,7 @@ async fn redis_down_is_degraded_and_200() {
 
 #[tokio::test]
 async fn dynamodb_unreachable_is_unhealthy_and_503() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ably = ably_mock().await;
     let cfg = config(&h, &ably.uri(), &[]);
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
@@ -158,7 +158,7 @@ async fn dynamodb_unreachable_is_unhealthy_and_503() {
 
 #[tokio::test]
 async fn ably_refusing_the_key_is_unhealthy_and_ably_down_is_degraded() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let refused = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"code": 40101, "statusCode": 401, "message": "Invalid credentials", "href": "https://help.ably.io/error/40101"}})))
@@ -193,7 +193,7 @@ fn res_text(res: &Response<Body>) -> String {
 
 #[tokio::test]
 async fn hanging_dependencies_do_not_delay_the_answer_beyond_the_check_budget() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let slow = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(
@@ -241,7 +241,7 @@ async fn hanging_dependencies_do_not_delay_the_answer_beyond_the_check_budget() 
 
 #[tokio::test]
 async fn channel_occupancy_only_for_a_channel_the_caller_may_use() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ably = ably_mock().await;
     let s = state(&h, &ably, &[]).await;
     let customer = bearer("cust-s", "customer", &["conv-s"]);
@@ -265,7 +265,7 @@ async fn channel_occupancy_only_for_a_channel_the_caller_may_use() {
 
 #[tokio::test]
 async fn only_admin_and_service_see_analytics_and_only_bearer_tokens_get_in() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let items: Vec<Value> = [900.0, 100.0, 400.0, 250.0]
         .iter()
         .enumerate()
@@ -313,7 +313,7 @@ async fn only_admin_and_service_see_analytics_and_only_bearer_tokens_get_in() {
 
 #[tokio::test]
 async fn stats_are_rate_limited_per_caller() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ably = ably_mock().await;
     let s = state(&h, &ably, &[("RATE_LIMIT_STATS_MAX", "2")]).await;
     let (one, other) = (

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::body_json;
-use crate::helpers::{s, Harness};
+use crate::helpers::{s, EventsApp};
 
 fn item(channel: &str, id: &str, name: &str, data: Value, ts: i64) -> Value {
     json!({"channel": channel, "id": id, "name": name, "data": data, "timestamp": ts})
@@ -14,7 +14,7 @@ fn item(channel: &str, id: &str, name: &str, data: Value, ts: i64) -> Value {
 
 #[tokio::test]
 async fn events_dynamodb_cannot_hold_are_skipped_and_the_rest_of_the_batch_is_stored() {
-    let h = Harness::new().await;
+    let h = EventsApp::new().await;
     let ts = 1_700_000_000_000i64;
     // The largest of each that DynamoDB still takes.
     let longest_conversation = "c".repeat(2048);

@@ -1,103 +1,20 @@
-//! The Ably REST client against an HTTP mock standing in for Ably (there is no local Ably):
-//! exact requests, retries, fallback hosts, deadlines and error mapping.
+//! Publishing: the exact request, its ids, retries, deadlines and fallback hosts.
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use chat_core::ably::config::{AblyConfig, DEFAULT_ABLY_REST_URL};
+use chat_core::ably::config::DEFAULT_ABLY_REST_URL;
 use chat_core::ably::{
-    message_id_base, AblyClient, AblyError, AiTiming, AttemptFailure, FallbackHosts,
-    OutboundMessage, RetryPolicy, SlaLevel,
+    message_id_base, AblyClient, AblyError, AttemptFailure, FallbackHosts, OutboundMessage,
+    RetryPolicy,
 };
 use chat_core::ApiError;
-use serde_json::{json, Value};
+use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::closed_port;
-
-const KEY: &str = "xVLyHw.DQrNxQ:fakeSecretForTestVectorsOnly";
-const CHANNEL: &str = "conversation:conv-1";
-const PUBLISH_PATH: &str = "/channels/conversation%3Aconv-1/messages";
-
-fn config(rest_url: &str) -> AblyConfig {
-    AblyConfig {
-        key: KEY.parse().expect("test key"),
-        rest_url: rest_url.to_owned(),
-    }
-}
-
-/// Short backoffs so retry tests take milliseconds; the production limits otherwise.
-fn fast_policy() -> RetryPolicy {
-    RetryPolicy {
-        base_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
-        ..RetryPolicy::default()
-    }
-}
-
-fn client(server: &MockServer) -> AblyClient {
-    AblyClient::new(&config(&server.uri())).with_retry_policy(fast_policy())
-}
-
-fn basic_auth() -> String {
-    format!("Basic {}", STANDARD.encode(KEY))
-}
-
-fn later() -> Instant {
-    Instant::now() + Duration::from_secs(10)
-}
-
-fn created() -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(json!({"channel": CHANNEL, "messageId": "x"}))
-}
-
-fn ably_error(status: u16, code: u32, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({
-        "error": {
-            "code": code,
-            "statusCode": status,
-            "message": message,
-            "href": format!("https://help.ably.io/error/{code}")
-        }
-    }))
-}
-
-fn publish_mock(response: ResponseTemplate) -> Mock {
-    Mock::given(method("POST"))
-        .and(path(PUBLISH_PATH))
-        .respond_with(response)
-}
-
-fn bodies(requests: &[Request]) -> Vec<Value> {
-    requests
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).expect("JSON body"))
-        .collect()
-}
-
-fn ids(requests: &[Request]) -> Vec<String> {
-    bodies(requests)
-        .iter()
-        .map(|b| b["id"].as_str().expect("message id").to_owned())
-        .collect()
-}
-
-async fn publish_one(
-    client: &AblyClient,
-    idempotency_key: Option<&str>,
-) -> Result<chat_core::ably::PublishReceipt, AblyError> {
-    let data = json!({"text": "hello"});
-    client
-        .publish_with_id_base(
-            CHANNEL,
-            &message_id_base(idempotency_key),
-            &[OutboundMessage::new("message:user", &data)],
-            later(),
-        )
-        .await
-}
+use crate::helpers::SECRET;
+use crate::helpers::*;
 
 #[tokio::test]
 async fn publish_sends_exactly_the_request_ably_expects() {
@@ -125,12 +42,12 @@ async fn publish_sends_exactly_the_request_ably_expects() {
     let message = OutboundMessage::new("message:user", &data)
         .with_client_id("user-1")
         .with_extras(&extras);
-    let receipt = client(&server)
-        .publish_with_id_base(CHANNEL, &base, &[message], later())
+    let receipt = mock_client(&server)
+        .publish_with_id_base(ABLY_CHANNEL, &base, &[message], a_second_from_now())
         .await
         .expect("published");
 
-    assert_eq!(receipt.channel, CHANNEL);
+    assert_eq!(receipt.channel, ABLY_CHANNEL);
     assert_eq!(receipt.message_ids, [format!("{base}:0")]);
     assert_eq!(receipt.attempts, 1);
     let requests = server.received_requests().await.expect("recording");
@@ -145,22 +62,22 @@ async fn several_messages_are_one_array_with_indexed_ids() {
     let server = MockServer::start().await;
     publish_mock(created()).expect(1).mount(&server).await;
     let (a, b) = (json!(1), json!({"x": "y"}));
-    let receipt = client(&server)
+    let receipt = mock_client(&server)
         .publish_with_id_base(
-            CHANNEL,
+            ABLY_CHANNEL,
             "batch",
             &[
                 OutboundMessage::new("typing:start", &a),
                 OutboundMessage::new("typing:stop", &b),
             ],
-            later(),
+            a_second_from_now(),
         )
         .await
         .expect("published");
     assert_eq!(receipt.message_ids, ["batch:0", "batch:1"]);
     let requests = server.received_requests().await.expect("recording");
     assert_eq!(
-        bodies(&requests),
+        sent_bodies(&requests),
         [json!([
             {"id": "batch:0", "name": "typing:start", "data": 1},
             {"id": "batch:1", "name": "typing:stop", "data": {"x": "y"}}
@@ -172,21 +89,21 @@ async fn several_messages_are_one_array_with_indexed_ids() {
 async fn idempotency_keys_decide_the_message_ids() {
     let server = MockServer::start().await;
     publish_mock(created()).expect(6).mount(&server).await;
-    let client = client(&server);
+    let client = mock_client(&server);
 
     for key in [Some("key-a"), Some("key-a"), Some("key-b"), None, None] {
         publish_one(&client, key).await.expect("published");
     }
     let random = client
         .publish(
-            CHANNEL,
+            ABLY_CHANNEL,
             &[OutboundMessage::new("read", &json!(null))],
-            later(),
+            a_second_from_now(),
         )
         .await
         .expect("published");
 
-    let ids = ids(&server.received_requests().await.expect("recording"));
+    let ids = sent_ids(&server.received_requests().await.expect("recording"));
     let base = |key| format!("{}:0", message_id_base(Some(key)));
     assert_eq!(ids[0], base("key-a"));
     assert_eq!(ids[1], base("key-a"), "the same key gives the same id");
@@ -224,12 +141,12 @@ async fn server_errors_are_retried_with_the_same_ids() {
         }
         publish_mock(created()).expect(1).mount(&server).await;
 
-        let receipt = publish_one(&client(&server), Some("retry-me"))
+        let receipt = publish_one(&mock_client(&server), Some("retry-me"))
             .await
             .expect("published after retrying");
 
         assert_eq!(receipt.attempts as usize, failed + 1);
-        let ids = ids(&server.received_requests().await.expect("recording"));
+        let ids = sent_ids(&server.received_requests().await.expect("recording"));
         assert_eq!(ids.len(), failed + 1);
         let expected = format!("{}:0", message_id_base(Some("retry-me")));
         assert!(ids.iter().all(|id| *id == expected), "{ids:?}");
@@ -246,7 +163,7 @@ async fn a_timed_out_attempt_is_retried_with_the_same_id() {
         .mount(&server)
         .await;
     publish_mock(created()).expect(1).mount(&server).await;
-    let client = AblyClient::new(&config(&server.uri())).with_retry_policy(RetryPolicy {
+    let client = AblyClient::new(&ably_config(&server.uri())).with_retry_policy(RetryPolicy {
         request_timeout: Duration::from_millis(300),
         ..fast_policy()
     });
@@ -259,7 +176,7 @@ async fn a_timed_out_attempt_is_retried_with_the_same_id() {
         started.elapsed() < Duration::from_secs(2),
         "the slow attempt was cut at its timeout"
     );
-    let ids = ids(&server.received_requests().await.expect("recording"));
+    let ids = sent_ids(&server.received_requests().await.expect("recording"));
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
     server.verify().await;
@@ -278,7 +195,9 @@ async fn client_errors_are_not_retried() {
             .mount(&server)
             .await;
 
-        let err = publish_one(&client(&server), Some("k")).await.unwrap_err();
+        let err = publish_one(&mock_client(&server), Some("k"))
+            .await
+            .unwrap_err();
 
         assert_eq!(
             err,
@@ -304,11 +223,11 @@ async fn a_refused_key_is_a_configuration_error_and_not_retried() {
             .mount(&server)
             .await;
 
-        let err = publish_one(&client(&server), None).await.unwrap_err();
+        let err = publish_one(&mock_client(&server), None).await.unwrap_err();
 
         assert!(err.is_configuration(), "{err:?}");
         assert_eq!(err.ably_code(), Some(code));
-        assert!(!err.to_string().contains("fakeSecretForTestVectorsOnly"));
+        assert!(!err.to_string().contains(SECRET));
         let api = ApiError::from(err);
         assert_eq!(
             (api.status().as_u16(), api.code()),
@@ -330,9 +249,9 @@ async fn persistent_unavailability_gives_up_after_three_attempts_within_the_dead
 
     let started = Instant::now();
     let data = json!("x");
-    let err = client(&server)
+    let err = mock_client(&server)
         .publish(
-            CHANNEL,
+            ABLY_CHANNEL,
             &[OutboundMessage::new("read", &data)],
             started + deadline_in,
         )
@@ -360,7 +279,7 @@ async fn persistent_unavailability_gives_up_after_three_attempts_within_the_dead
         (api.status().as_u16(), api.code()),
         (503, "ably_unavailable")
     );
-    let ids = ids(&server.received_requests().await.expect("recording"));
+    let ids = sent_ids(&server.received_requests().await.expect("recording"));
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     server.verify().await;
 }
@@ -376,9 +295,9 @@ async fn the_deadline_bounds_every_attempt() {
     let deadline_in = Duration::from_millis(1500);
 
     let started = Instant::now();
-    let err = AblyClient::new(&config(&server.uri()))
+    let err = AblyClient::new(&ably_config(&server.uri()))
         .publish(
-            CHANNEL,
+            ABLY_CHANNEL,
             &[OutboundMessage::new("read", &json!(1))],
             started + deadline_in,
         )
@@ -405,9 +324,9 @@ async fn no_attempt_once_the_deadline_has_passed() {
     let server = MockServer::start().await;
     publish_mock(created()).expect(0).mount(&server).await;
 
-    let err = AblyClient::new(&config(&server.uri()))
+    let err = AblyClient::new(&ably_config(&server.uri()))
         .publish(
-            CHANNEL,
+            ABLY_CHANNEL,
             &[OutboundMessage::new("read", &json!(1))],
             Instant::now() + Duration::from_millis(400), // inside the 500 ms margin
         )
@@ -434,7 +353,7 @@ async fn with_the_default_host_a_retry_goes_to_a_fallback_host() {
         .expect(1)
         .mount(&fallback)
         .await;
-    let client = client(&primary).with_fallback_hosts(FallbackHosts {
+    let client = mock_client(&primary).with_fallback_hosts(FallbackHosts {
         default_rest_url: primary.uri(),
         urls: vec![fallback.uri()],
     });
@@ -445,8 +364,8 @@ async fn with_the_default_host_a_retry_goes_to_a_fallback_host() {
         .expect("published");
 
     assert_eq!(receipt.attempts, 2);
-    let first = ids(&primary.received_requests().await.expect("recording"));
-    let second = ids(&fallback.received_requests().await.expect("recording"));
+    let first = sent_ids(&primary.received_requests().await.expect("recording"));
+    let second = sent_ids(&fallback.received_requests().await.expect("recording"));
     assert_eq!(first, second, "the same id on the fallback host");
     primary.verify().await;
     fallback.verify().await;
@@ -457,7 +376,7 @@ async fn an_unreachable_default_host_falls_back() {
     let fallback = MockServer::start().await;
     publish_mock(created()).expect(1).mount(&fallback).await;
     let primary = format!("http://127.0.0.1:{}", closed_port());
-    let client = AblyClient::new(&config(&primary))
+    let client = AblyClient::new(&ably_config(&primary))
         .with_retry_policy(fast_policy())
         .with_fallback_hosts(FallbackHosts {
             default_rest_url: primary.clone(),
@@ -481,7 +400,7 @@ async fn a_custom_rest_url_never_uses_fallback_hosts() {
         .await;
     publish_mock(created()).expect(1).mount(&primary).await;
     publish_mock(created()).expect(0).mount(&fallback).await;
-    let client = client(&primary).with_fallback_hosts(FallbackHosts {
+    let client = mock_client(&primary).with_fallback_hosts(FallbackHosts {
         default_rest_url: DEFAULT_ABLY_REST_URL.to_owned(),
         urls: vec![fallback.uri()],
     });
@@ -492,230 +411,4 @@ async fn a_custom_rest_url_never_uses_fallback_hosts() {
     assert_eq!(receipt.attempts, 3);
     primary.verify().await;
     fallback.verify().await;
-}
-
-#[tokio::test]
-async fn worker_helpers_publish_ai_messages_and_sla_events() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/channels/conversation%3Aconv-9/messages"))
-        .and(header("authorization", basic_auth().as_str()))
-        .respond_with(created())
-        .expect(2)
-        .mount(&server)
-        .await;
-    let client = client(&server);
-
-    let ai = client
-        .publish_ai_message(
-            "conv-9",
-            "Here is your answer",
-            AiTiming {
-                ai_duration_ms: 1234,
-                queue_duration_ms: 56,
-            },
-            Some("job-7"),
-            later(),
-        )
-        .await
-        .expect("published");
-    let sla = client
-        .publish_sla(
-            "conv-9",
-            SlaLevel::Violation,
-            &json!({"thresholdMs": 30000, "waitedMs": 45000}),
-            None,
-            later(),
-        )
-        .await
-        .expect("published");
-
-    assert_eq!(ai.channel, "conversation:conv-9");
-    let bodies = bodies(&server.received_requests().await.expect("recording"));
-    assert_eq!(
-        bodies[0],
-        json!({
-            // The key is scoped by channel: the same job key on another conversation is
-            // another message.
-            "id": format!(
-                "{}:0",
-                message_id_base(Some("conversation:conv-9\njob-7"))
-            ),
-            "name": "message:ai",
-            "data": {
-                "text": "Here is your answer",
-                "timing": {"ai_duration_ms": 1234, "queue_duration_ms": 56}
-            }
-        })
-    );
-    assert_eq!(
-        bodies[1],
-        json!({
-            "id": sla.message_ids[0],
-            "name": "sla:violation",
-            "data": {"thresholdMs": 30000, "waitedMs": 45000}
-        })
-    );
-
-    let err = client
-        .publish_sla("conv:*", SlaLevel::Warning, &json!({}), None, later())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, AblyError::InvalidRequest(_)), "{err:?}");
-    server.verify().await;
-}
-
-#[tokio::test]
-async fn time_reads_ablys_clock() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/time"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([1_700_000_000_123_i64])))
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let ms = client(&server)
-        .time(Duration::from_secs(1))
-        .await
-        .expect("time");
-
-    assert_eq!(ms, 1_700_000_000_123);
-    server.verify().await;
-}
-
-#[tokio::test]
-async fn time_is_one_attempt_within_its_timeout() {
-    let slow = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/time"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
-        .expect(1)
-        .mount(&slow)
-        .await;
-    let started = Instant::now();
-    let err = client(&slow)
-        .time(Duration::from_millis(200))
-        .await
-        .unwrap_err();
-    assert_eq!(err, AblyError::Timeout);
-    assert!(started.elapsed() < Duration::from_secs(1));
-    slow.verify().await;
-
-    let down = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/time"))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(1)
-        .mount(&down)
-        .await;
-    let err = client(&down)
-        .time(Duration::from_secs(1))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, AblyError::Unavailable { attempts: 1, .. }),
-        "{err:?}"
-    );
-    down.verify().await;
-
-    let odd = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/time"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("<html>captive portal</html>"))
-        .mount(&odd)
-        .await;
-    let err = client(&odd).time(Duration::from_secs(1)).await.unwrap_err();
-    assert!(matches!(err, AblyError::InvalidResponse(_)), "{err:?}");
-}
-
-#[tokio::test]
-async fn channel_status_parses_occupancy_and_keeps_unknown_metrics() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/channels/conversation%3Aconv-1"))
-        .and(header("authorization", basic_auth().as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "channelId": CHANNEL,
-            "status": {
-                "isActive": true,
-                "occupancy": {
-                    "metrics": {
-                        "connections": 3,
-                        "publishers": 2,
-                        "subscribers": 3,
-                        "presenceConnections": 1,
-                        "presenceMembers": 1,
-                        "presenceSubscribers": 2,
-                        "objectPublishers": 0,
-                        "objectSubscribers": 1
-                    }
-                }
-            }
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let status = client(&server)
-        .channel_status(CHANNEL, Duration::from_secs(1))
-        .await
-        .expect("status");
-
-    assert_eq!(status.channel_id, CHANNEL);
-    assert!(status.status.is_active);
-    let metrics = &status.status.occupancy.metrics;
-    assert_eq!(
-        (
-            metrics.connections,
-            metrics.publishers,
-            metrics.subscribers,
-            metrics.presence_connections,
-            metrics.presence_members,
-            metrics.presence_subscribers
-        ),
-        (3, 2, 3, 1, 1, 2)
-    );
-    assert_eq!(metrics.other.get("objectSubscribers"), Some(&json!(1)));
-    assert_eq!(
-        serde_json::to_value(metrics).expect("serialise")["objectPublishers"],
-        json!(0),
-        "unknown metrics are passed on"
-    );
-    server.verify().await;
-}
-
-#[tokio::test]
-async fn channel_status_of_an_inactive_channel_and_a_refused_key() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/channels/conversation%3Aquiet"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"channelId": "conversation:quiet"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/channels/conversation%3Aconv-1"))
-        .respond_with(ably_error(401, 40140, "Token expired"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let client = client(&server);
-
-    let quiet = client
-        .channel_status("conversation:quiet", Duration::from_secs(1))
-        .await
-        .expect("status");
-    assert!(!quiet.status.is_active);
-    assert_eq!(quiet.status.occupancy.metrics.connections, 0);
-
-    let err = client
-        .channel_status(CHANNEL, Duration::from_secs(1))
-        .await
-        .unwrap_err();
-    assert!(err.is_configuration(), "{err:?}");
-    assert_eq!(err.ably_code(), Some(40140));
-    server.verify().await;
 }

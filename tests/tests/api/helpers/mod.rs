@@ -1,0 +1,21 @@
+//! What every test module uses, and nothing but this: the stack, requests and identities,
+//! and one builder per function. Test modules import from here, never from each other
+//! (`shared/tests/layout.rs` holds them to it).
+
+mod ably;
+mod events;
+mod identities;
+mod publish;
+mod requests;
+mod resume;
+mod stack;
+mod token;
+
+pub use ably::*;
+pub use events::*;
+pub use identities::*;
+pub use publish::*;
+pub use requests::*;
+pub use resume::*;
+pub use stack::*;
+pub use token::*;
