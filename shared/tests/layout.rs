@@ -1,5 +1,6 @@
 //! The crate's layout, held as the README describes it: concepts in folders, no import
-//! circle between modules, no file past 600 lines, and no Lua inside Rust.
+//! circle between modules, no file past 600 lines, and no Lua inside Rust; and the
+//! integration tests': no file past 600 lines, test modules that import only helpers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -227,4 +228,113 @@ fn concepts_live_in_folders_and_no_file_is_two_concepts() {
             "{name}: Lua belongs in storage/scripts/*.lua"
         );
     }
+}
+
+// --- the integration tests (`tests/`) ----------------------------------------------------
+
+const TESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests");
+/// The one module every test module may import from.
+const HELPERS: &str = "helpers";
+
+/// Every `.rs` file under a directory.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).expect("read tests") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// What a file of the `api` test binary imports that it may not: `crate::<m>` for any
+/// top-level module `m` but [`HELPERS`] (a helpers file may use none), and `super::`
+/// paths that leave its own top-level module. `module` is the file's top-level module
+/// (`""` for `main.rs`), `depth` how deep inside it the file is (0: `module.rs` or
+/// `module/mod.rs`).
+fn forbidden_imports(module: &str, depth: usize, code: &str) -> Vec<String> {
+    let mut found: Vec<String> = crate_paths(code)
+        .into_iter()
+        .filter(|path| {
+            let target = path.split("::").next().unwrap_or_default();
+            target != module && (target != HELPERS || module == HELPERS)
+        })
+        .map(|path| format!("crate::{path}"))
+        .collect();
+    // `super::` once per level the file sits below its top-level module is still inside it.
+    let leaving = "super::".repeat(depth + 1);
+    if code.contains(&leaving) {
+        found.push(format!("{leaving}.."));
+    }
+    found
+}
+
+#[test]
+fn test_modules_import_only_helpers_and_no_test_file_is_two_concepts() {
+    let api = Path::new(TESTS).join("tests/api");
+    let files = rust_files(Path::new(TESTS));
+    assert!(files.len() > 20, "the test files are read: {}", files.len());
+    for path in &files {
+        let text = fs::read_to_string(path).expect("read test source");
+        let lines = text.lines().count();
+        assert!(lines <= 600, "{}: {lines} lines", path.display());
+        let Ok(inside) = path.strip_prefix(&api) else {
+            continue;
+        };
+        let parts: Vec<String> = inside
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let module = if parts[0] == "main" {
+            ""
+        } else {
+            parts[0].as_str()
+        };
+        let depth =
+            parts.len().saturating_sub(1) - usize::from(parts.last().is_some_and(|p| p == "mod"));
+        let code: String = text
+            .lines()
+            .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let forbidden = forbidden_imports(module, depth, &code);
+        assert!(
+            forbidden.is_empty(),
+            "{}: a test module imports another ({forbidden:?}); shared code belongs in helpers/",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_import_from_another_test_module_is_caught() {
+    // What the rule above must refuse, and what it must let through.
+    assert_eq!(
+        forbidden_imports("polling", 0, "use crate::resume::config_over;"),
+        ["crate::resume::config_over"]
+    );
+    assert_eq!(
+        forbidden_imports("rollout", 0, "let r = crate::resume::Rollout::new(&x);"),
+        ["crate::resume::Rollout::new"]
+    );
+    // Helpers import no test module; among themselves they are one module.
+    assert_eq!(
+        forbidden_imports("helpers", 1, "use crate::{helpers::stack_var, events::x};"),
+        ["crate::events::x"]
+    );
+    assert_eq!(
+        forbidden_imports("events", 1, "use super::super::polling::Page;"),
+        ["super::super::.."]
+    );
+    assert_eq!(
+        forbidden_imports("polling", 0, "use super::resume::Rollout;"),
+        ["super::.."]
+    );
+    assert!(forbidden_imports("polling", 0, "use crate::helpers::{bearer, EventsApp};").is_empty());
+    assert!(forbidden_imports("openapi", 1, "use super::{case, Answers};").is_empty());
+    assert!(forbidden_imports("faults", 1, "use super::tcp_proxy::Fault;").is_empty());
 }
