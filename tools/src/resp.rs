@@ -1,25 +1,22 @@
-//! A minimal RESP2 client connection to `redis-server`: enough to send command arrays
-//! and read any reply.
+//! A RESP2 connection to `redis-server`: enough to send command arrays and read any
+//! reply, including what a subscribed connection is pushed. The wire format is
+//! `redis-protocol`'s codec; this file only pairs it with a TCP stream.
 
 use std::io;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt as _};
+use redis_protocol::codec::Resp2;
+use redis_protocol::error::{RedisProtocolError, RedisProtocolErrorKind};
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 
-/// A Redis reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    Simple(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
+/// A Redis reply (or a command, which is an array of bulk strings).
+pub use redis_protocol::resp2::types::BytesFrame as Frame;
 
 /// One connection to Redis.
 pub struct Connection {
-    stream: TcpStream,
-    buffer: Vec<u8>,
+    framed: Framed<TcpStream, Resp2>,
 }
 
 impl Connection {
@@ -27,16 +24,16 @@ impl Connection {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Connection {
-            stream,
-            buffer: Vec::with_capacity(4096),
+            framed: Framed::new(stream, Resp2::default()),
         })
     }
 
     /// Sends all `commands` in one write, then reads exactly one reply per command.
-    pub async fn run(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<Vec<Reply>> {
+    pub async fn run(&mut self, commands: Vec<Vec<Vec<u8>>>) -> io::Result<Vec<Frame>> {
+        let count = commands.len();
         self.send(commands).await?;
-        let mut replies = Vec::with_capacity(commands.len());
-        while replies.len() < commands.len() {
+        let mut replies = Vec::with_capacity(count);
+        while replies.len() < count {
             replies.push(self.next_reply().await?);
         }
         Ok(replies)
@@ -44,142 +41,89 @@ impl Connection {
 
     /// Sends all `commands` in one write without reading anything: a subscribed
     /// connection reads its confirmations, messages and pongs with [`Self::next_reply`].
-    pub async fn send(&mut self, commands: &[Vec<Vec<u8>>]) -> io::Result<()> {
-        let mut out = Vec::new();
+    pub async fn send(&mut self, commands: Vec<Vec<Vec<u8>>>) -> io::Result<()> {
         for command in commands {
-            encode(command, &mut out);
+            self.framed
+                .feed(command_frame(command))
+                .await
+                .map_err(invalid)?;
         }
-        self.stream.write_all(&out).await
+        SinkExt::<Frame>::flush(&mut self.framed)
+            .await
+            .map_err(invalid)
     }
 
     /// The next reply (or pushed message) on the connection, waiting for it.
-    pub async fn next_reply(&mut self) -> io::Result<Reply> {
-        loop {
-            if let Some((reply, used)) = parse(&self.buffer)? {
-                self.buffer.drain(..used);
-                return Ok(reply);
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "redis closed the connection",
-                ));
-            }
-            self.buffer.extend_from_slice(&chunk[..n]);
+    pub async fn next_reply(&mut self) -> io::Result<Frame> {
+        match self.framed.next().await {
+            Some(reply) => reply.map_err(invalid),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "redis closed the connection",
+            )),
         }
     }
 }
 
-/// Encodes one command as a RESP array of bulk strings.
-pub fn encode(command: &[Vec<u8>], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", command.len()).as_bytes());
-    for arg in command {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
+/// A command as Redis reads it: an array of binary-safe bulk strings.
+pub fn command_frame(command: Vec<Vec<u8>>) -> Frame {
+    Frame::Array(
+        command
+            .into_iter()
+            .map(|arg| Frame::BulkString(Bytes::from(arg)))
+            .collect(),
+    )
 }
 
-/// Parses one reply from the start of `buf`: `None` when more bytes are needed.
-pub fn parse(buf: &[u8]) -> io::Result<Option<(Reply, usize)>> {
-    let Some(line_end) = find_crlf(buf) else {
-        return Ok(None);
+/// The codec's errors as the I/O error callers handle, keeping an I/O failure's kind.
+fn invalid(err: RedisProtocolError) -> io::Error {
+    let kind = match err.kind() {
+        RedisProtocolErrorKind::IO(io) => io.kind(),
+        _ => io::ErrorKind::InvalidData,
     };
-    if line_end == 0 {
-        return Err(invalid("empty reply line"));
-    }
-    let line = &buf[1..line_end];
-    let after = line_end + 2;
-    let text = || String::from_utf8_lossy(line).into_owned();
-    match buf[0] {
-        b'+' => Ok(Some((Reply::Simple(text()), after))),
-        b'-' => Ok(Some((Reply::Error(text()), after))),
-        b':' => Ok(Some((Reply::Integer(parse_int(line)?), after))),
-        b'$' => {
-            let len = parse_int(line)?;
-            if len < 0 {
-                return Ok(Some((Reply::Bulk(None), after)));
-            }
-            let len = usize::try_from(len).map_err(|_| invalid("bad bulk length"))?;
-            if buf.len() < after + len + 2 {
-                return Ok(None);
-            }
-            Ok(Some((
-                Reply::Bulk(Some(buf[after..after + len].to_vec())),
-                after + len + 2,
-            )))
-        }
-        b'*' => {
-            let count = parse_int(line)?;
-            if count < 0 {
-                return Ok(Some((Reply::Array(None), after)));
-            }
-            let mut items = Vec::new();
-            let mut pos = after;
-            for _ in 0..count {
-                match parse(&buf[pos..])? {
-                    Some((item, used)) => {
-                        items.push(item);
-                        pos += used;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some((Reply::Array(Some(items)), pos)))
-        }
-        other => Err(invalid(&format!("unknown reply type byte {other:#x}"))),
-    }
-}
-
-fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
-}
-
-fn parse_int(line: &[u8]) -> io::Result<i64> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("bad integer"))
-}
-
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
+    io::Error::new(kind, err.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder as _, Encoder as _};
+
     use super::*;
 
     #[test]
-    fn parses_every_reply_type_and_waits_for_more_bytes() {
-        let frame = b"*5\r\n+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n";
-        let (reply, used) = parse(frame).unwrap().unwrap();
-        assert_eq!(used, frame.len());
-        assert_eq!(
-            reply,
-            Reply::Array(Some(vec![
-                Reply::Simple("OK".into()),
-                Reply::Error("ERR bad".into()),
-                Reply::Integer(42),
-                Reply::Bulk(Some(b"abc".to_vec())),
-                Reply::Bulk(None),
-            ]))
-        );
-        for cut in 0..frame.len() {
-            assert_eq!(parse(&frame[..cut]).unwrap(), None, "cut at {cut}");
+    fn reads_every_reply_type_and_waits_for_more_bytes() {
+        let wire = b"*5\r\n+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n";
+        let expected = Frame::Array(vec![
+            Frame::SimpleString(Bytes::from_static(b"OK")),
+            Frame::Error("ERR bad".into()),
+            Frame::Integer(42),
+            Frame::BulkString(Bytes::from_static(b"abc")),
+            Frame::Null,
+        ]);
+        let mut whole = BytesMut::from(&wire[..]);
+        assert_eq!(Resp2::default().decode(&mut whole).unwrap(), Some(expected));
+        assert!(whole.is_empty(), "the whole reply is consumed");
+        for cut in 0..wire.len() {
+            let mut part = BytesMut::from(&wire[..cut]);
+            assert_eq!(
+                Resp2::default().decode(&mut part).unwrap(),
+                None,
+                "cut at {cut}"
+            );
         }
-        assert!(parse(b"?x\r\n").is_err());
+        assert!(Resp2::default()
+            .decode(&mut BytesMut::from(&b"?x\r\n"[..]))
+            .is_err());
     }
 
     #[test]
-    fn encodes_binary_safe_bulk_strings() {
-        let mut out = Vec::new();
-        encode(
-            &[b"SET".to_vec(), b"k".to_vec(), b"a\r\nb".to_vec()],
-            &mut out,
-        );
-        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n");
+    fn sends_commands_as_binary_safe_bulk_strings() {
+        let mut out = BytesMut::new();
+        let command = vec![b"SET".to_vec(), b"k".to_vec(), b"a\r\nb".to_vec()];
+        Resp2::default()
+            .encode(command_frame(command), &mut out)
+            .unwrap();
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dev_tools::resp::{Connection, Reply};
+use dev_tools::resp::{Connection, Frame};
 use serde_json::{json, Value};
 
 use crate::helpers::EventsApp;
@@ -24,16 +24,16 @@ impl Subscriber {
             .expect("connect to redis-server");
         let mut command = vec![b"PSUBSCRIBE".to_vec()];
         command.extend(patterns.iter().map(|p| p.as_bytes().to_vec()));
-        conn.send(&[command]).await.expect("PSUBSCRIBE");
+        conn.send(vec![command]).await.expect("PSUBSCRIBE");
         for (n, pattern) in patterns.iter().enumerate() {
             let confirmation = next(&mut conn).await;
             assert_eq!(
                 confirmation,
-                Reply::Array(Some(vec![
+                Frame::Array(vec![
                     bulk("psubscribe"),
                     bulk(pattern),
-                    Reply::Integer(n as i64 + 1)
-                ]))
+                    Frame::Integer(n as i64 + 1)
+                ])
             );
         }
         Subscriber { conn }
@@ -44,20 +44,20 @@ impl Subscriber {
     /// reading up to its `pong` is a barrier, without sleeping.
     async fn received(&mut self) -> Vec<(String, Value)> {
         self.conn
-            .send(&[vec![b"PING".to_vec()]])
+            .send(vec![vec![b"PING".to_vec()]])
             .await
             .expect("PING");
         let mut messages = Vec::new();
         loop {
             let reply = next(&mut self.conn).await;
-            let Reply::Array(Some(parts)) = &reply else {
+            let Frame::Array(parts) = &reply else {
                 panic!("unexpected reply {reply:?}");
             };
             match parts.as_slice() {
                 [kind, _] if *kind == bulk("pong") => return messages,
                 [kind, _pattern, channel, payload] if *kind == bulk("pmessage") => {
-                    let text = |r: &Reply| match r {
-                        Reply::Bulk(Some(bytes)) => String::from_utf8(bytes.clone()).unwrap(),
+                    let text = |r: &Frame| match r {
+                        Frame::BulkString(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
                         other => panic!("expected a bulk string, got {other:?}"),
                     };
                     let message: Value = serde_json::from_str(&text(payload))
@@ -70,15 +70,15 @@ impl Subscriber {
     }
 }
 
-async fn next(conn: &mut Connection) -> Reply {
+async fn next(conn: &mut Connection) -> Frame {
     tokio::time::timeout(Duration::from_secs(10), conn.next_reply())
         .await
         .expect("redis answered within 10 s")
         .expect("read from redis")
 }
 
-fn bulk(text: &str) -> Reply {
-    Reply::Bulk(Some(text.as_bytes().to_vec()))
+fn bulk(text: &str) -> Frame {
+    Frame::BulkString(text.as_bytes().to_vec().into())
 }
 
 /// 2026-01-02T03:04:05.000Z plus `offset` ms, in ms and as the ISO text events carry.

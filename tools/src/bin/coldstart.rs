@@ -9,7 +9,7 @@
 //! of those sizes, for its peak RSS; `--any-status` records runs whatever they answer
 //! (for a build that fails them; the log keeps each response). `--secrets-by-arn` stores
 //! every secret in the stack's Secrets Manager (moto) and gives the functions only their
-//! ARNs, so each cold start reads them as in AWS.
+//! ARNs, so each cold start reads them as in AWS. `coldstart --help` lists every flag.
 //!
 //! Needs the local stack's settings in the environment (`.dev/stack.env`): the Upstash
 //! proxy, DynamoDB Local, the table and the fake secrets. Ably is answered by a mock
@@ -19,71 +19,45 @@
 //! Redis key prefix of its own.
 
 use anyhow::{bail, Context as _};
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
 use dev_tools::coldstart::{
     default_scenarios, memory_scenarios, run_once, summarise, table, to_json,
 };
 use dev_tools::harness::ably_mock;
-use dev_tools::harness::args::CommonArgs;
+use dev_tools::harness::args::{positive, CommonArgs};
 use dev_tools::harness::env::{app_env, required};
 use dev_tools::harness::events::{prepare_event, Secrets};
 
+/// Cold starts of the release bootstraps against a local Lambda Runtime API stand-in.
+#[derive(Parser)]
+#[command(name = "coldstart")]
 struct Args {
+    #[command(flatten)]
     common: CommonArgs,
+    /// Recorded runs per scenario (after one unrecorded run).
+    #[arg(long, default_value_t = 20, value_parser = positive)]
+    runs: usize,
+    /// Events in the large webhook scenario.
+    #[arg(long, default_value_t = 1000,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1000))]
     webhook_events: usize,
-    /// `--memory-webhook-bytes 2700000,6000000`: instead of the default scenarios, the
-    /// peak memory of ably-events on webhooks of number-array messages of these sizes.
-    memory: Vec<usize>,
+    /// Instead of the default scenarios, the peak memory of ably-events on webhooks of
+    /// number-array messages of these sizes (bytes).
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...")]
+    memory_webhook_bytes: Vec<usize>,
+    /// Records runs whatever they answer (the log keeps each response).
+    #[arg(long)]
     any_status: bool,
+    /// Stores every secret in the stack's Secrets Manager and gives the functions only
+    /// their ARNs.
+    #[arg(long)]
     secrets_by_arn: bool,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut webhook_events = 1000;
-    let mut memory = Vec::new();
-    let mut any_status = false;
-    let mut secrets_by_arn = false;
-    let common = CommonArgs::parse(
-        std::env::args().skip(1),
-        20,
-        "tools/src/bin/coldstart.rs",
-        |flag, value| match flag {
-            "--webhook-events" => {
-                webhook_events = value()?.parse().context("--webhook-events")?;
-                Ok(true)
-            }
-            "--any-status" => {
-                any_status = true;
-                Ok(true)
-            }
-            "--secrets-by-arn" => {
-                secrets_by_arn = true;
-                Ok(true)
-            }
-            "--memory-webhook-bytes" => {
-                memory = value()?
-                    .split(',')
-                    .map(|n| n.trim().parse().context("--memory-webhook-bytes"))
-                    .collect::<anyhow::Result<_>>()?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        },
-    )?;
-    if common.runs == 0 || webhook_events == 0 || webhook_events > 1000 {
-        bail!("--runs must be positive, --webhook-events between 1 and 1000");
-    }
-    Ok(Args {
-        common,
-        webhook_events,
-        memory,
-        any_status,
-        secrets_by_arn,
-    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let secrets = Secrets::from_env()?;
     for name in [
         "UPSTASH_REDIS_REST_URL",
@@ -103,10 +77,10 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let mut summaries = Vec::new();
-    let scenarios = if args.memory.is_empty() {
+    let scenarios = if args.memory_webhook_bytes.is_empty() {
         default_scenarios(&args.common.events_dir, args.webhook_events)
     } else {
-        memory_scenarios(&args.memory, args.any_status)
+        memory_scenarios(&args.memory_webhook_bytes, args.any_status)
     };
     for (index, scenario) in scenarios.into_iter().enumerate() {
         if !args.common.selects(&scenario.function, &scenario.name) {
@@ -122,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
             .len();
         eprintln!(
             "[coldstart] {} ({} runs + 1 unrecorded)",
-            scenario.name, args.common.runs
+            scenario.name, args.runs
         );
         // A fresh table per scenario: DynamoDB Local's DescribeTable (ably-stats) slows
         // down as a table fills, so earlier scenarios must not weigh on later ones.
@@ -130,8 +104,8 @@ async fn main() -> anyhow::Result<()> {
         dev_tools::table::ensure_chat_events_table(&dynamo, &table)
             .await
             .with_context(|| format!("creating table {table}"))?;
-        let mut samples = Vec::with_capacity(args.common.runs);
-        for run in 0..=args.common.runs {
+        let mut samples = Vec::with_capacity(args.runs);
+        for run in 0..=args.runs {
             let run_id = format!("{session}-{index}-{run}");
             let event = prepare_event(&scenario.event, &secrets, &run_id)?;
             // Every run its own Redis key prefix: rate limits and caches start empty, as

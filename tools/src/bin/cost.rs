@@ -9,64 +9,55 @@
 //! forwarders for each scenario's counted process, directly for the timed ones. Every
 //! scenario writes to a table of its own (created and deleted here), every process under a
 //! Redis key prefix of its own. Prints the Markdown tables: measurements, use per million
-//! units, dollars per million units and the prices.
+//! units, dollars per million units and the prices. `cost --help` lists every flag.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
+use clap::Parser;
 use dev_tools::cost::price::{self, Prices};
 use dev_tools::cost::{configured_memory_mb, default_scenarios, measure, Setup};
 use dev_tools::harness::ably_mock;
-use dev_tools::harness::args::CommonArgs;
+use dev_tools::harness::args::{positive, CommonArgs};
 use dev_tools::harness::env::required;
 use dev_tools::harness::events::Secrets;
 use dev_tools::harness::meter::{self, Meter, Store};
 
+/// Cost per million events, measured against the local stack.
+#[derive(Parser)]
+#[command(name = "cost")]
 struct Args {
+    #[command(flatten)]
     common: CommonArgs,
+    /// The prices (JSON; scripts/cost writes it).
+    #[arg(long, value_name = "FILE")]
     prices: PathBuf,
+    /// Where each function's MemorySize is read.
+    #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
+    /// Timed processes per scenario (each one cold and `--warm` warm invocations).
+    #[arg(long, default_value_t = 5, value_parser = positive)]
+    runs: usize,
+    /// Warm invocations per process.
+    #[arg(long, default_value_t = 20, value_parser = positive)]
     warm: usize,
+    /// The share of invocations that are cold starts, between 0 and 1.
+    #[arg(long, default_value_t = 0.01, value_parser = share)]
     cold_share: f64,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut prices = None;
-    let mut template = PathBuf::from("template.yaml");
-    let mut warm = 20;
-    let mut cold_share = 0.01;
-    let common = CommonArgs::parse(
-        std::env::args().skip(1),
-        5,
-        "tools/src/bin/cost.rs",
-        |flag, value| {
-            match flag {
-                "--prices" => prices = Some(PathBuf::from(value()?)),
-                "--template" => template = value()?.into(),
-                "--warm" => warm = value()?.parse().context("--warm")?,
-                "--cold-share" => cold_share = value()?.parse().context("--cold-share")?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        },
-    )?;
-    let prices = prices.context("--prices FILE is required (scripts/cost writes it)")?;
-    if common.runs == 0 || warm == 0 || !(0.0..=1.0).contains(&cold_share) {
-        bail!("--runs and --warm must be positive, --cold-share between 0 and 1");
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        Ok(_) => Err("must be between 0 and 1".to_owned()),
+        Err(err) => Err(err.to_string()),
     }
-    Ok(Args {
-        common,
-        prices,
-        template,
-        warm,
-        cold_share,
-    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let prices: Prices = serde_json::from_str(
         &std::fs::read_to_string(&args.prices)
             .with_context(|| format!("reading {}", args.prices.display()))?,
@@ -93,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         dynamodb_meter_url: &dynamodb_meter_url,
         meter: Arc::clone(&meter),
         session: &session,
-        runs: args.common.runs,
+        runs: args.runs,
         warm: args.warm,
         log: args.common.log.as_deref(),
     };
@@ -115,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         })?;
         eprintln!(
             "[cost] {}: 1 counted + {} timed processes of 1 cold + {} warm invocations",
-            scenario.name, args.common.runs, args.warm
+            scenario.name, args.runs, args.warm
         );
         // A fresh table per scenario, so earlier scenarios' items do not slow later ones.
         let table = format!("{session}-{index}");

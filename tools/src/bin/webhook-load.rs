@@ -12,73 +12,90 @@
 //!               [--keep]`   (scripts/load runs it)
 //!
 //! `--batch-size` is the events per webhook batch or per SQS message, `--sqs-batch` the
-//! SQS messages per invocation (default 10).
+//! SQS messages per invocation (default 10). `webhook-load --help` lists every flag.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use chat_core::handlers::ably_events::{EventsConfig, EventsState};
 use chat_core::platform::env::Env;
+use clap::builder::RangedU64ValueParser;
+use clap::{Parser, ValueEnum};
+use dev_tools::harness::args::positive;
 use dev_tools::webhook_load::{self, Load, LoadPlan, Signer, Source};
 
 /// SQS's largest batch for a standard queue's event source mapping.
-const MAX_SQS_BATCH: usize = 10_000;
+const MAX_SQS_BATCH: u64 = 10_000;
 
+/// How the batches reach the handler.
+#[derive(Clone, Copy, ValueEnum)]
+enum Via {
+    /// Signed Ably webhook batches, as API Gateway hands them over.
+    Webhook,
+    /// SQS event batches through the Lambda entry point.
+    Sqs,
+}
+
+/// Load test of the ably-events handler against the local stores.
+#[derive(Parser)]
+#[command(name = "webhook-load")]
 struct Args {
-    plan: LoadPlan,
-    source: Source,
+    #[arg(long, value_enum, default_value_t = Via::Webhook)]
+    source: Via,
+    /// Events delivered in all.
+    #[arg(long, default_value_t = LoadPlan::default().events, value_parser = positive)]
+    events: usize,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = LoadPlan::default().senders, value_parser = positive)]
+    senders: usize,
+    /// Events per webhook batch, or per SQS message.
+    #[arg(long, default_value_t = LoadPlan::default().batch_size,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    batch_size: usize,
+    /// SQS messages per invocation.
+    #[arg(long, default_value_t = 10,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_SQS_BATCH))]
+    sqs_batch: usize,
+    /// Conversations the events are spread over.
+    #[arg(long, default_value_t = LoadPlan::default().conversations)]
+    conversations: usize,
+    /// Share of batches delivered a second time, in percent.
+    #[arg(long, default_value_t = LoadPlan::default().redeliver_percent)]
+    redeliver_percent: u32,
+    /// Seeds the generated events and the delivery order.
+    #[arg(long, default_value_t = LoadPlan::default().seed)]
+    seed: u64,
+    /// Keeps the table and the Redis keys afterwards.
+    #[arg(long)]
     keep: bool,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut plan = LoadPlan::default();
-    let mut sqs = false;
-    let mut sqs_batch = 10;
-    let mut keep = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut text = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
-        let mut value = |name: &str| -> anyhow::Result<u64> {
-            let text = text(name)?;
-            text.parse()
-                .with_context(|| format!("{name}: not a number: {text}"))
-        };
-        match arg.as_str() {
-            "--source" => match text(&arg)?.as_str() {
-                "webhook" => sqs = false,
-                "sqs" => sqs = true,
-                other => bail!("--source: webhook or sqs, not {other}"),
-            },
-            "--events" => plan.events = value(&arg)? as usize,
-            "--senders" => plan.senders = value(&arg)? as usize,
-            "--batch-size" => plan.batch_size = value(&arg)? as usize,
-            "--sqs-batch" => sqs_batch = value(&arg)? as usize,
-            "--conversations" => plan.conversations = value(&arg)? as usize,
-            "--redeliver-percent" => plan.redeliver_percent = value(&arg)? as u32,
-            "--seed" => plan.seed = value(&arg)?,
-            "--keep" => keep = true,
-            other => {
-                bail!("unknown argument {other}; see the top of tools/src/bin/webhook-load.rs")
-            }
+impl Args {
+    fn plan(&self) -> LoadPlan {
+        LoadPlan {
+            events: self.events,
+            senders: self.senders,
+            batch_size: self.batch_size,
+            conversations: self.conversations,
+            redeliver_percent: self.redeliver_percent,
+            seed: self.seed,
         }
     }
-    if plan.events == 0 || plan.senders == 0 || plan.batch_size == 0 || plan.batch_size > 1000 {
-        bail!("--events and --senders must be positive, --batch-size between 1 and 1000");
+
+    fn source(&self) -> Source {
+        match self.source {
+            Via::Webhook => Source::Webhook,
+            Via::Sqs => Source::Sqs {
+                records: self.sqs_batch,
+            },
+        }
     }
-    if sqs_batch == 0 || sqs_batch > MAX_SQS_BATCH {
-        bail!("--sqs-batch must be between 1 and {MAX_SQS_BATCH}");
-    }
-    let source = if sqs {
-        Source::Sqs { records: sqs_batch }
-    } else {
-        Source::Webhook
-    };
-    Ok(Args { plan, source, keep })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Args { plan, source, keep } = parse_args()?;
+    let args = Args::parse();
+    let (plan, source, keep) = (args.plan(), args.source(), args.keep);
     // The handler's own logs only for problems; its metric lines still go to stdout.
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn");

@@ -1,98 +1,75 @@
 //! The command line both harness binaries (`coldstart`, `cost`) share: where the
-//! bootstraps and events are, how many runs, which scenarios, where the JSON and the
-//! functions' log go. Each binary adds its own flags.
+//! bootstraps and events are, which scenarios, where the JSON and the functions' log go.
+//! Each binary flattens these into its own `clap` parser and adds its own flags
+//! (`--runs` among them: the two default differently).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
-
-/// The shared flags' values.
-#[derive(Debug, Clone, PartialEq)]
+/// The shared flags.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct CommonArgs {
-    /// `--bin-dir`: holds `<function>/bootstrap`.
+    /// Holds `<function>/bootstrap`.
+    #[arg(long, default_value = "target/lambda")]
     pub bin_dir: PathBuf,
-    /// `--events-dir`: holds `<function>/<case>.json`.
+    /// Holds `<function>/<case>.json`.
+    #[arg(long, default_value = "events")]
     pub events_dir: PathBuf,
-    /// `--runs`.
-    pub runs: usize,
-    /// `--only NAME,...`: scenario or function names; empty for all.
+    /// Scenario or function names to run, comma-separated; all when absent.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub only: Vec<String>,
-    /// `--json FILE`.
+    /// Writes the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// `--log FILE`: the functions' stdout and stderr.
+    /// Appends the functions' stdout and stderr to this file.
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 }
 
 impl CommonArgs {
-    /// Parses `argv` (without the program name): the shared flags here, any other through
-    /// `own(flag, value)`, which answers `false` for a flag it does not know either.
-    /// `source` names the file whose top documents the flags.
-    pub fn parse(
-        argv: impl IntoIterator<Item = String>,
-        runs: usize,
-        source: &str,
-        mut own: impl FnMut(&str, &mut dyn FnMut() -> anyhow::Result<String>) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<CommonArgs> {
-        let mut args = CommonArgs {
-            bin_dir: PathBuf::from("target/lambda"),
-            events_dir: PathBuf::from("events"),
-            runs,
-            only: Vec::new(),
-            json: None,
-            log: None,
-        };
-        let mut argv = argv.into_iter();
-        while let Some(flag) = argv.next() {
-            let mut value = || argv.next().with_context(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--bin-dir" => args.bin_dir = value()?.into(),
-                "--events-dir" => args.events_dir = value()?.into(),
-                "--runs" => args.runs = value()?.parse().context("--runs")?,
-                "--only" => args.only = value()?.split(',').map(str::to_owned).collect(),
-                "--json" => args.json = Some(value()?.into()),
-                "--log" => args.log = Some(value()?.into()),
-                other => {
-                    if !own(other, &mut value)? {
-                        bail!("unknown argument {other}; see the top of {source}");
-                    }
-                }
-            }
-        }
-        Ok(args)
-    }
-
     /// Whether `--only` lets the scenario `name` of `function` run.
     pub fn selects(&self, function: &str, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == function || o == name)
     }
 }
 
+/// A count of at least 1 (`--runs`, `--warm`, ...).
+pub fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+    use clap::Parser;
+
     use super::*;
 
-    fn argv(args: &str) -> Vec<String> {
-        args.split_whitespace().map(str::to_owned).collect()
+    /// A binary's parser: the shared flags and one of its own.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long, default_value_t = 20, value_parser = positive)]
+        runs: usize,
+        #[arg(long, default_value_t = 0)]
+        warm: usize,
+    }
+
+    fn parse(args: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("x").chain(args.split_whitespace()))
     }
 
     #[test]
     fn shared_flags_are_parsed_here_and_the_rest_by_the_binary() {
-        let mut warm = 0;
-        let args = CommonArgs::parse(
-            argv("--runs 3 --warm 7 --only ably-token,publish --bin-dir /b --log l"),
-            20,
-            "x.rs",
-            |flag, value| match flag {
-                "--warm" => {
-                    warm = value()?.parse()?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            },
-        )
-        .unwrap();
-        assert_eq!(warm, 7);
-        assert_eq!(args.runs, 3);
+        let cli =
+            parse("--runs 3 --warm 7 --only ably-token,publish --bin-dir /b --log l").unwrap();
+        assert_eq!(cli.warm, 7);
+        assert_eq!(cli.runs, 3);
+        let args = cli.common;
         assert_eq!(args.bin_dir, PathBuf::from("/b"));
         assert_eq!(args.events_dir, PathBuf::from("events"));
         assert_eq!(args.log, Some(PathBuf::from("l")));
@@ -100,16 +77,17 @@ mod tests {
         assert!(args.selects("ably-publish", "publish"));
         assert!(!args.selects("ably-events", "webhook of 1 event"));
 
-        let none = |_: &str, _: &mut dyn FnMut() -> anyhow::Result<String>| Ok(false);
-        let defaults = CommonArgs::parse(argv(""), 20, "x.rs", none).unwrap();
+        let defaults = parse("").unwrap();
         assert_eq!(defaults.runs, 20);
-        assert!(defaults.selects("resume", "resume"));
-        let err = CommonArgs::parse(argv("--bogus"), 20, "x.rs", none).unwrap_err();
+        assert_eq!(defaults.common.bin_dir, PathBuf::from("target/lambda"));
+        assert!(defaults.common.selects("resume", "resume"));
         assert_eq!(
-            err.to_string(),
-            "unknown argument --bogus; see the top of x.rs"
+            parse("--bogus").unwrap_err().kind(),
+            ErrorKind::UnknownArgument
         );
-        let err = CommonArgs::parse(argv("--runs"), 20, "x.rs", none).unwrap_err();
-        assert_eq!(err.to_string(), "--runs needs a value");
+        assert_eq!(parse("--runs").unwrap_err().kind(), ErrorKind::InvalidValue);
+        let zero = parse("--runs 0").unwrap_err();
+        assert_eq!(zero.kind(), ErrorKind::ValueValidation);
+        assert!(zero.to_string().contains("must be at least 1"), "{zero}");
     }
 }

@@ -11,6 +11,10 @@
 //! (`invocation/next` answered) to the response posted back, and when that response came
 //! after the spawn. With a [`Meter`] it also records what each invocation asked of the
 //! stores. A response that is not what the plan expects fails the process.
+//!
+//! Written on hyper because no maintained crate serves the Runtime API as a library
+//! (cargo-lambda's emulator is part of its binary) and the harness needs to time each
+//! step of it.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use hyper::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::resp::Reply;
+use crate::resp::Frame;
 
 /// The request header that selects the response encoding.
 pub const ENCODING_HEADER: &str = "upstash-encoding";
@@ -42,67 +42,71 @@ impl Encoding {
     }
 
     /// One command's reply as a pipeline or transaction entry: `{"result"}` or `{"error"}`.
-    pub fn entry(self, reply: Reply) -> Value {
+    pub fn entry(self, reply: Frame) -> Value {
         match reply {
-            Reply::Error(message) => json!({ "error": message }),
+            Frame::Error(message) => json!({ "error": &*message }),
             other => json!({ "result": self.result(other) }),
         }
     }
 
     /// One command's reply as the value of a `result` field.
-    pub fn result(self, reply: Reply) -> Value {
+    pub fn result(self, reply: Frame) -> Value {
         match reply {
-            Reply::Simple(status) if status == "OK" => Value::String(status),
+            Frame::SimpleString(status) if status == "OK" => Value::from("OK"),
             other => self.value(other),
         }
     }
 
-    fn value(self, reply: Reply) -> Value {
+    fn value(self, reply: Frame) -> Value {
         match reply {
-            Reply::Integer(i) => Value::from(i),
-            Reply::Bulk(None) | Reply::Array(None) => Value::Null,
-            Reply::Bulk(Some(bytes)) => self.string(bytes),
-            Reply::Simple(text) | Reply::Error(text) => self.string(text.into_bytes()),
-            Reply::Array(Some(items)) => {
+            Frame::Integer(i) => Value::from(i),
+            Frame::Null => Value::Null,
+            Frame::BulkString(bytes) | Frame::SimpleString(bytes) => self.string(&bytes),
+            Frame::Error(text) => self.string(text.as_bytes()),
+            Frame::Array(items) => {
                 Value::Array(items.into_iter().map(|item| self.value(item)).collect())
             }
         }
     }
 
-    fn string(self, bytes: Vec<u8>) -> Value {
+    fn string(self, bytes: &[u8]) -> Value {
         Value::String(match self {
             Encoding::Base64 => STANDARD.encode(bytes),
-            Encoding::Plain => String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Encoding::Plain => String::from_utf8_lossy(bytes).into_owned(),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
-    fn bulk(s: &[u8]) -> Reply {
-        Reply::Bulk(Some(s.to_vec()))
+    fn bulk(s: &[u8]) -> Frame {
+        Frame::BulkString(Bytes::copy_from_slice(s))
+    }
+
+    fn simple(s: &str) -> Frame {
+        Frame::SimpleString(Bytes::copy_from_slice(s.as_bytes()))
     }
 
     #[test]
     fn base64_encodes_every_string_but_a_top_level_ok() {
         let b64 = Encoding::Base64;
-        assert_eq!(b64.result(Reply::Simple("OK".into())), json!("OK"));
-        assert_eq!(b64.result(Reply::Simple("PONG".into())), json!("UE9ORw=="));
+        assert_eq!(b64.result(simple("OK")), json!("OK"));
+        assert_eq!(b64.result(simple("PONG")), json!("UE9ORw=="));
         assert_eq!(b64.result(bulk(b"v1")), json!("djE="));
         assert_eq!(b64.result(bulk(b"OK")), json!("T0s="));
-        assert_eq!(b64.result(Reply::Integer(-3)), json!(-3));
-        assert_eq!(b64.result(Reply::Bulk(None)), Value::Null);
-        assert_eq!(b64.result(Reply::Array(None)), Value::Null);
-        let nested = Reply::Array(Some(vec![
+        assert_eq!(b64.result(Frame::Integer(-3)), json!(-3));
+        assert_eq!(b64.result(Frame::Null), Value::Null);
+        let nested = Frame::Array(vec![
             bulk(b"a"),
-            Reply::Simple("OK".into()),
-            Reply::Integer(1),
-            Reply::Bulk(None),
-            Reply::Array(Some(vec![bulk(b"b"), Reply::Array(Some(vec![bulk(b"c")]))])),
-        ]));
+            simple("OK"),
+            Frame::Integer(1),
+            Frame::Null,
+            Frame::Array(vec![bulk(b"b"), Frame::Array(vec![bulk(b"c")])]),
+        ]);
         assert_eq!(
             b64.result(nested),
             json!(["YQ==", "T0s=", 1, null, ["Yg==", ["Yw=="]]])
@@ -121,7 +125,7 @@ mod tests {
 
     #[test]
     fn errors_stay_plain_in_entries() {
-        let error = Reply::Error("ERR value is not an integer or out of range".into());
+        let error = Frame::Error("ERR value is not an integer or out of range".into());
         for encoding in [Encoding::Plain, Encoding::Base64] {
             assert_eq!(
                 encoding.entry(error.clone()),
@@ -129,7 +133,7 @@ mod tests {
             );
         }
         assert_eq!(
-            Encoding::Base64.entry(Reply::Simple("OK".into())),
+            Encoding::Base64.entry(simple("OK")),
             json!({"result": "OK"})
         );
         assert_eq!(

@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
-use crate::resp::{Connection, Reply};
+use crate::resp::{Connection, Frame};
 
 pub mod encoding;
 
@@ -122,12 +122,13 @@ impl Proxy {
                 all.push(vec![b"EXEC".to_vec()]);
                 let mut replies = self.run(all).await?;
                 match replies.pop() {
-                    Some(Reply::Array(Some(results))) if results.len() == count => {
+                    Some(Frame::Array(results)) if results.len() == count => {
                         Ok((StatusCode::OK, entries(results, encoding)))
                     }
-                    Some(Reply::Error(message)) => {
-                        Err(Failure::Status(StatusCode::BAD_REQUEST, message))
-                    }
+                    Some(Frame::Error(message)) => Err(Failure::Status(
+                        StatusCode::BAD_REQUEST,
+                        message.to_string(),
+                    )),
                     _ => Err(bad("EXECABORT Transaction discarded")),
                 }
             }
@@ -157,7 +158,10 @@ impl Proxy {
         encoding: Encoding,
     ) -> Result<(StatusCode, Value), Failure> {
         match self.run(vec![command]).await?.pop() {
-            Some(Reply::Error(message)) => Err(Failure::Status(StatusCode::BAD_REQUEST, message)),
+            Some(Frame::Error(message)) => Err(Failure::Status(
+                StatusCode::BAD_REQUEST,
+                message.to_string(),
+            )),
             Some(reply) => Ok((StatusCode::OK, json!({ "result": encoding.result(reply) }))),
             None => Err(bad("ERR no reply")),
         }
@@ -180,7 +184,7 @@ impl Proxy {
     }
 
     /// Runs commands on one pooled connection; a broken connection is dropped, not reused.
-    async fn run(&self, commands: Vec<Vec<Vec<u8>>>) -> Result<Vec<Reply>, Failure> {
+    async fn run(&self, commands: Vec<Vec<Vec<u8>>>) -> Result<Vec<Frame>, Failure> {
         let pooled = self.idle.lock().await.pop();
         let mut connection = match pooled {
             Some(c) => c,
@@ -188,7 +192,7 @@ impl Proxy {
                 .await
                 .map_err(|_| unavailable())?,
         };
-        match connection.run(&commands).await {
+        match connection.run(commands).await {
             Ok(replies) => {
                 let mut idle = self.idle.lock().await;
                 if idle.len() < MAX_IDLE_CONNECTIONS {
@@ -264,7 +268,7 @@ fn parse_command(value: &Value) -> Result<Vec<Vec<u8>>, Failure> {
         .collect()
 }
 
-fn entries(replies: Vec<Reply>, encoding: Encoding) -> Value {
+fn entries(replies: Vec<Frame>, encoding: Encoding) -> Value {
     Value::Array(replies.into_iter().map(|r| encoding.entry(r)).collect())
 }
 
