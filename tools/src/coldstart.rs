@@ -5,7 +5,7 @@
 //! after it. It records:
 //!
 //! - **init**: process spawn -> the first `invocation/next` (everything `main` does before
-//!   `lambda_http::run`: config, clients, keys);
+//!   the runtime loop: config, clients, keys);
 //! - **first invoke**: process spawn -> the response to that event posted back;
 //! - **peak RSS**: `VmHWM` of `/proc/<pid>/status` once the response is in;
 //! - **CPU**: the time the process's threads ran for until then.
@@ -40,7 +40,7 @@ pub struct Sample {
     pub first_invoke: Duration,
     pub peak_rss_kib: u64,
     /// CPU time the process's threads ran for until the response, where the kernel reports
-    /// it (`/proc/<pid>/task/*/sched`); the rest of the first invoke is waiting on stores.
+    /// it (`/proc/<pid>/task/*/schedstat`); the rest of the first invoke is waiting on stores.
     pub cpu: Option<Duration>,
 }
 

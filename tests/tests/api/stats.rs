@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chat_core::ably::AblyClient;
-use chat_core::handlers::stats::{handle, StatsConfig, StatsState};
+use chat_core::handlers::stats::{handle, StatsState};
 use chat_core::storage::redis::RedisClient;
 use chat_core::storage::RedisConfig;
 use lambda_http::{Body, Response};
@@ -15,7 +15,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::EventsApp;
 use crate::helpers::{
-    api_request, bearer, body_json, closed_port, env_with, redis_config, session_token, stack_var,
+    api_request, bearer, body_json, closed_port, redis_config, session_token, stack_var,
+    stats_config, stats_state,
 };
 
 async fn ably_mock() -> MockServer {
@@ -46,18 +47,8 @@ async fn ably_mock() -> MockServer {
     server
 }
 
-fn config(h: &EventsApp, ably: &str, extra: &[(&str, &str)]) -> StatsConfig {
-    let mut all = vec![
-        ("ABLY_REST_URL", ably),
-        ("CHAT_EVENTS_TABLE", h.table.as_str()),
-        ("REDIS_KEY_PREFIX", h.prefix.as_str()),
-    ];
-    all.extend_from_slice(extra);
-    StatsConfig::load(env_with(&all)).expect("stats config")
-}
-
 async fn state(h: &EventsApp, ably: &MockServer, extra: &[(&str, &str)]) -> StatsState {
-    StatsState::new(config(h, &ably.uri(), extra))
+    stats_state(h, &ably.uri(), extra)
 }
 
 async fn get(state: &StatsState, token: &str, query: &str) -> Response<Body> {
@@ -126,7 +117,7 @@ async fn redis_down_is_degraded_and_200() {
 async fn dynamodb_unreachable_is_unhealthy_and_503() {
     let h = EventsApp::new().await;
     let ably = ably_mock().await;
-    let cfg = config(&h, &ably.uri(), &[]);
+    let cfg = stats_config(&h, &ably.uri(), &[]);
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         chat_core::storage::dynamo::config_builder()
             .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
@@ -212,7 +203,7 @@ async fn hanging_dependencies_do_not_delay_the_answer_beyond_the_check_budget() 
             held.push(socket);
         }
     });
-    let cfg = config(&h, &slow.uri(), &[("STATS_CHECK_TIMEOUT_MS", "300")]);
+    let cfg = stats_config(&h, &slow.uri(), &[("STATS_CHECK_TIMEOUT_MS", "300")]);
     let redis = RedisClient::new(&RedisConfig {
         url: silent,
         ..redis_config()

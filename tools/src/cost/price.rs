@@ -139,7 +139,7 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Groups of three digits separated by spaces, as the README writes large numbers.
+/// Groups of three digits separated by spaces, as the docs write large numbers.
 pub fn grouped(value: f64) -> String {
     if value.fract().abs() > 1e-9 && value < 1000.0 {
         return format!("{value:.1}");

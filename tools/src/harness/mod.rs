@@ -4,7 +4,9 @@
 //! times the answers; [`procfs`] reads the process's peak RSS and CPU time; [`events`]
 //! makes each run's API Gateway v2 events valid (fresh tokens, unique ids, new
 //! signatures); [`ably_mock`] answers the functions' Ably REST calls; [`meter`] counts what
-//! they ask of the local stores; [`args`] is the command line both binaries share.
+//! they ask of the local stores; [`secrets`] stores the functions' secrets in the stack's
+//! Secrets Manager for `--secrets-by-arn`; [`args`] is the command line both binaries
+//! share.
 
 pub mod ably_mock;
 pub mod args;

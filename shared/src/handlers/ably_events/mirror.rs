@@ -1,6 +1,6 @@
 //! The one mirror behind every delivery path: webhook, direct invoke, SQS and Kinesis
-//! hand it parsed deliveries, and it stores them all at once (one cache round trip, one
-//! set of DynamoDB batch writes, the dead letters beside them), then says what became of
+//! hand it parsed deliveries, and it stores them all at once (one cache round trip per
+//! 1000 events, one set of DynamoDB batch writes, the dead letters beside them), then says what became of
 //! each delivery.
 //!
 //! The cache is written before the archive: when the cache write fails, the cache epoch

@@ -3,9 +3,9 @@
 //! SQS, Kinesis: [`sources`]), all through one [`mirror`].
 //!
 //! On the webhook, the signature is checked over the raw body before anything parses it.
-//! Then every payload shape and encoding is normalised, and the batch is written to the
-//! Redis cache (one `EVAL`, split only past Upstash's request limit) and the DynamoDB
-//! archive (`BatchWriteItem` chunks) concurrently. DynamoDB is the record: if it could
+//! Then every payload shape and encoding is normalised, and the batch is written first to
+//! the Redis cache (one `EVAL` per 1000 events, within Upstash's request limit), then to
+//! the DynamoDB archive (`BatchWriteItem` chunks); see [`mirror`]. DynamoDB is the record: if it could
 //! not take everything the answer is 503 and Ably redelivers; every write is keyed by the
 //! event, so the redelivery overwrites rather than duplicates.
 

@@ -85,7 +85,8 @@ pub struct ValidPublish<'a> {
 }
 
 /// Validates a publish body for `caller`: shapes and sizes (400/413), then ownership and
-/// the event rules (403). Pure, so it is benchmarked on its own.
+/// the event rules (403), then the idempotency key (400). Pure, so it is benchmarked on
+/// its own.
 pub fn validate<'a>(caller: &Caller, body: &'a [u8]) -> Result<ValidPublish<'a>, ApiError> {
     let body: PublishBody<'a> = parse_json(body)?;
     let data = body

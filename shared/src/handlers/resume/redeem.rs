@@ -3,7 +3,7 @@
 //! `jti` with `SET NX` (a second use is 401 `resume_link_used`) and reads the newest
 //! cached events; without Redis nothing is accepted. A refused token is counted too.
 //! Sets the `__Host-chat_session` cookie and returns the events (from DynamoDB when the
-//! cache is empty).
+//! cached list cannot be proven to hold them).
 
 use std::time::Duration;
 

@@ -43,7 +43,7 @@ async fn publish_sends_exactly_the_request_ably_expects() {
         .with_client_id("user-1")
         .with_extras(&extras);
     let receipt = mock_client(&server)
-        .publish_with_id_base(ABLY_CHANNEL, &base, &[message], a_second_from_now())
+        .publish_with_id_base(ABLY_CHANNEL, &base, &[message], ten_seconds_from_now())
         .await
         .expect("published");
 
@@ -70,7 +70,7 @@ async fn several_messages_are_one_array_with_indexed_ids() {
                 OutboundMessage::new("typing:start", &a),
                 OutboundMessage::new("typing:stop", &b),
             ],
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
         .expect("published");
@@ -98,7 +98,7 @@ async fn idempotency_keys_decide_the_message_ids() {
         .publish(
             ABLY_CHANNEL,
             &[OutboundMessage::new("read", &json!(null))],
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
         .expect("published");

@@ -30,7 +30,7 @@ async fn worker_helpers_publish_ai_messages_and_sla_events() {
                 queue_duration_ms: 56,
             },
             Some("job-7"),
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
         .expect("published");
@@ -40,7 +40,7 @@ async fn worker_helpers_publish_ai_messages_and_sla_events() {
             SlaLevel::Violation,
             &json!({"thresholdMs": 30000, "waitedMs": 45000}),
             None,
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
         .expect("published");
@@ -78,7 +78,7 @@ async fn worker_helpers_publish_ai_messages_and_sla_events() {
             SlaLevel::Warning,
             &json!({}),
             None,
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
         .unwrap_err();

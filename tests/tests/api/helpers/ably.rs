@@ -41,7 +41,8 @@ pub fn basic_auth() -> String {
     format!("Basic {}", STANDARD.encode(WEBHOOK_KEY))
 }
 
-pub fn a_second_from_now() -> Instant {
+/// A deadline for one Ably call: long enough for any mock, short enough to fail fast.
+pub fn ten_seconds_from_now() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
 
@@ -90,7 +91,7 @@ pub async fn publish_one(
             ABLY_CHANNEL,
             &message_id_base(idempotency_key),
             &[OutboundMessage::new("message:user", &data)],
-            a_second_from_now(),
+            ten_seconds_from_now(),
         )
         .await
 }

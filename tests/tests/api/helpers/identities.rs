@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use super::stack_var;
 
-/// The key of Ably's documented signing vectors (`shared/reference`), written once: the
+/// The key of Ably's documented signing vectors (the reference-vector tests of
+/// `shared/src/ably/credentials.rs` use it too), written once: the
 /// webhook key the events builder configures, and the API key of the REST client tests.
 macro_rules! key_name {
     () => {
@@ -56,12 +57,11 @@ pub fn hs256(claims: &Value, secret: &str) -> String {
     hand_jwt(&json!({"alg": "HS256", "typ": "JWT"}), claims, secret)
 }
 
-/// A bearer JWT for the stack's `JWT_SECRET`, valid for an hour.
+/// A bearer JWT for the stack's `JWT_SECRET`, valid for two days, so that no Ably token
+/// the tests ask for (a day at most) is capped by it; the cap has tests of its own.
 pub fn bearer(user_id: &str, role: &str, conversations: &[&str]) -> String {
     let now = unix_now();
     hs256(
-        // Valid for two days, so that no Ably token the tests ask for (a day at most) is
-        // capped by it; the cap has tests of its own.
         &json!({"userId": user_id, "role": role, "conversations": conversations, "iat": now, "exp": now + 172_800}),
         &stack_var("JWT_SECRET"),
     )

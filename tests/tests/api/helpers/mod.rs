@@ -1,5 +1,5 @@
 //! What every test module uses, and nothing but this: the stack, requests and identities,
-//! and one builder per function. Test modules import from here, never from each other
+//! and one builder per function (events, resume, token, publish, stats). Test modules import from here, never from each other
 //! (`shared/tests/layout.rs` holds them to it).
 
 mod ably;
@@ -9,6 +9,7 @@ mod publish;
 mod requests;
 mod resume;
 mod stack;
+mod stats;
 mod token;
 
 pub use ably::*;
@@ -18,4 +19,5 @@ pub use publish::*;
 pub use requests::*;
 pub use resume::*;
 pub use stack::*;
+pub use stats::*;
 pub use token::*;

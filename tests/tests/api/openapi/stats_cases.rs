@@ -28,19 +28,12 @@ pub(super) async fn answers(a: &mut Answers, h: &EventsApp) {
         })))
         .mount(&ably)
         .await;
-    let config = |ably: &str| {
-        stats::StatsConfig::load(env_with(&[
-            ("ABLY_REST_URL", ably),
-            ("CHAT_EVENTS_TABLE", h.table.as_str()),
-            ("REDIS_KEY_PREFIX", h.prefix.as_str()),
-        ]))
-        .expect("stats config")
-    };
+    let config = |ably: &str| stats_config(h, ably, &[]);
     let f = stats::handle;
     let p = "/api/ably/stats";
     let admin = auth(&bearer("admin-1", "admin", &[]));
     let customer = auth(&bearer("user-1", "customer", &["conv-1"]));
-    let s = stats::StatsState::new(config(&ably.uri()));
+    let s = stats_state(h, &ably.uri(), &[]);
     a.run(
         |req| f(&s, req),
         vec![
