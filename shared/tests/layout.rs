@@ -338,3 +338,49 @@ fn an_import_from_another_test_module_is_caught() {
     assert!(forbidden_imports("openapi", 1, "use super::{case, Answers};").is_empty());
     assert!(forbidden_imports("faults", 1, "use super::tcp_proxy::Fault;").is_empty());
 }
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// The relative Markdown links of `text` (`[..](path)` or `[..](path#anchor)`), without
+/// web addresses and in-page anchors.
+fn relative_links(text: &str) -> Vec<&str> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(|target| target.split('#').next().unwrap_or(""))
+        .filter(|target| !target.is_empty() && !target.contains("://"))
+        .collect()
+}
+
+#[test]
+fn the_readme_is_short_with_contents_and_every_document_link_resolves() {
+    let readme = fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 450,
+        "README.md has {lines} lines; move detail to docs/"
+    );
+    assert!(
+        readme.contains("\n## Contents\n"),
+        "README.md has no table of contents"
+    );
+    let mut documents = vec![(PathBuf::from(ROOT), readme)];
+    for entry in fs::read_dir(Path::new(ROOT).join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        documents.push((path.parent().unwrap().to_path_buf(), text));
+    }
+    for (dir, text) in &documents {
+        for link in relative_links(text) {
+            assert!(
+                dir.join(link).exists(),
+                "a link to {link} from {} leads nowhere",
+                dir.display()
+            );
+        }
+    }
+    assert_eq!(
+        relative_links("[a](docs/x.md#y), [b](#z), [c](https://e.org/p), [d](../R.md)"),
+        ["docs/x.md", "../R.md"]
+    );
+}
