@@ -31,7 +31,8 @@ use dev_tools::harness::events::{prepare_event, Secrets};
 
 /// Cold starts of the release bootstraps against a local Lambda Runtime API stand-in.
 #[derive(Parser)]
-#[command(name = "coldstart")]
+// scripts/coldstart passes --bin-dir and --log; a flag given again later wins.
+#[command(name = "coldstart", args_override_self = true)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

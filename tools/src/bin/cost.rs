@@ -26,7 +26,8 @@ use dev_tools::harness::meter::{self, Meter, Store};
 
 /// Cost per million events, measured against the local stack.
 #[derive(Parser)]
-#[command(name = "cost")]
+// scripts/cost passes --bin-dir and --log; a flag given again later wins.
+#[command(name = "cost", args_override_self = true)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
