@@ -342,10 +342,10 @@ impl EventCache {
     /// `occurred_at`; empty: all of them), or the newest of them when `floor` is the time
     /// of the oldest. Merges what the list lacks (see `scripts/refill.lua`); whether the
     /// list is now proven.
-    pub async fn prove(
+    pub async fn prove<'e>(
         &self,
         conversation_id: &str,
-        newest_first: &[ChatEvent],
+        newest_first: impl ExactSizeIterator<Item = &'e ChatEvent>,
         floor: &str,
         epoch: u64,
     ) -> Result<bool, RedisError> {

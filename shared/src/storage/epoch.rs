@@ -211,7 +211,7 @@ impl EpochWatch {
             .set_key(Some(Self::key()))
             .update_expression("ADD #n :one SET #s = :s")
             .condition_expression("attribute_not_exists(#s) OR #s < :s")
-            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_names(Some(names))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":s", AttributeValue::N(settled_after))
             .send()

@@ -164,7 +164,7 @@ impl HistoryReader {
                 Some(oldest) if events.len() == read => oldest.event_key(),
                 _ => String::new(),
             };
-            self.prove(conversation_id, &events, &floor, &epoch, now_ms)
+            self.prove(conversation_id, events.iter(), &floor, &epoch, now_ms)
                 .await;
         }
         events.truncate(limit);
@@ -173,10 +173,10 @@ impl HistoryReader {
 
     /// Proves the list from `newest_first`, read from the archive after `floor`, when
     /// the epoch allows; a failure is logged (the next read tries again).
-    async fn prove(
+    async fn prove<'e>(
         &self,
         conversation_id: &str,
-        newest_first: &[ChatEvent],
+        newest_first: impl ExactSizeIterator<Item = &'e ChatEvent>,
         floor: &str,
         epoch: &EpochView,
         now_ms: i64,
@@ -230,8 +230,7 @@ impl HistoryReader {
             // The archive's every event after the cursor: the list holds them all once
             // they are merged.
             let floor = cursor.map_or("", EventCursor::key);
-            let newest_first: Vec<ChatEvent> = events.iter().rev().cloned().collect();
-            self.prove(conversation_id, &newest_first, floor, &epoch, now_ms)
+            self.prove(conversation_id, events.iter().rev(), floor, &epoch, now_ms)
                 .await;
         }
         Ok(Page::of(events, HistorySource::Archive))

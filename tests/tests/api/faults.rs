@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client as DynamoClient;
-use chat_core::ably::webhook::signature::sign;
 use chat_core::handlers::ably_events::{handle, EventsConfig, EventsState};
 use chat_core::storage::history::HistorySource;
 use chat_core::storage::redis::RedisClient;
@@ -25,9 +24,9 @@ use futures::future::join_all;
 use lambda_http::{Context, RequestExt};
 use serde_json::{json, Value};
 
+use crate::helpers::WEBHOOK_KEY;
 use crate::helpers::{body_json, env_with, redis_config, stack_var, unique};
-use crate::helpers::{s, signed_request};
-use crate::helpers::{KEY_NAME, SECRET, WEBHOOK_KEY};
+use crate::helpers::{s, signed_webhook};
 use processes::{client_for, PrivateDynamo, PrivateRedis};
 use tcp_proxy::{Fault, FaultProxy};
 
@@ -214,11 +213,7 @@ impl Rig {
 
     /// Posts a signed body as Ably does and checks the call kept to its budget.
     async fn call(&self, body: &[u8], budget: Budget) -> (u16, Value) {
-        let signature = sign(SECRET, body);
-        let mut req = signed_request(
-            body,
-            &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
-        );
+        let mut req = signed_webhook(body);
         if let Budget::Lambda(left) = budget {
             let now_ms = chrono::Utc::now().timestamp_millis() as u64;
             let mut context = Context::default();

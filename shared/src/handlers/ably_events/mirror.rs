@@ -302,7 +302,6 @@ async fn keep_dead_letter(
     now_secs: i64,
     until: Instant,
 ) -> Result<(), ArchiveError> {
-    let sha = hex::encode(Sha256::digest(body));
     let kept = tokio::time::timeout_at(
         until.into(),
         state
@@ -313,10 +312,12 @@ async fn keep_dead_letter(
     .await
     .unwrap_or(Err(ArchiveError::Timeout));
     match &kept {
-        Ok(_) => {
+        // The archive keys the dead letter by its sha256 and answers with it.
+        Ok(sha) => {
             tracing::warn!(sha256 = %sha, bytes = body.len(), reason = %err, "unparseable delivery kept as dead letter")
         }
         Err(store_err) => {
+            let sha = hex::encode(Sha256::digest(body));
             tracing::error!(sha256 = %sha, bytes = body.len(), reason = %err, error = %store_err, "unparseable delivery could not be kept")
         }
     }

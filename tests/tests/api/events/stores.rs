@@ -3,15 +3,12 @@
 
 use std::sync::Arc;
 
-use chat_core::ably::webhook::signature::sign;
 use chat_core::handlers::ably_events::{handle, EventsState};
 use chat_core::storage::history::HistorySource;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::helpers::{
-    body_json, flat_batch, redis, s, signed_request, EventsApp, KEY_NAME, SECRET,
-};
+use crate::helpers::{body_json, flat_batch, redis, s, signed_webhook, EventsApp};
 use crate::helpers::{unreachable_dynamo, unreachable_redis};
 
 #[tokio::test]
@@ -94,17 +91,7 @@ async fn dynamodb_down_is_503_and_a_redelivery_then_stores_everything_once() {
     // Ably redelivers once DynamoDB is back: same table, same Redis prefix.
     let config = down.state.config.clone();
     let up = EventsState::with_clients(config, redis(), down.dynamo.clone());
-    let res = handle(
-        &up,
-        signed_request(
-            &body,
-            &[
-                ("x-ably-key", KEY_NAME),
-                ("x-ably-signature", &sign(SECRET, &body)),
-            ],
-        ),
-    )
-    .await;
+    let res = handle(&up, signed_webhook(&body)).await;
     assert_eq!(res.status(), 200);
     assert_stored_once(&down, "c-ddb", 60).await;
 }
@@ -162,17 +149,7 @@ async fn redis_down_is_200_dynamodb_holds_everything_and_history_falls_back_to_i
         .unwrap();
     assert_eq!(source, HistorySource::Cache);
     // A redelivery after the refill does not push the refilled events again.
-    let res = handle(
-        &back,
-        signed_request(
-            &body,
-            &[
-                ("x-ably-key", KEY_NAME),
-                ("x-ably-signature", &sign(SECRET, &body)),
-            ],
-        ),
-    )
-    .await;
+    let res = handle(&back, signed_webhook(&body)).await;
     assert_eq!(body_json(&res)["duplicates"], 25);
     assert_eq!(h.cached("c-redis").await.len(), 25);
 }

@@ -63,12 +63,7 @@ impl EventsApp {
     }
 
     pub async fn post(&self, body: &[u8]) -> Response<Body> {
-        let signature = sign(SECRET, body);
-        self.send(signed_request(
-            body,
-            &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
-        ))
-        .await
+        self.send(signed_webhook(body)).await
     }
 
     /// A signed body that need not be UTF-8 (sent base64, as API Gateway passes binary).
@@ -168,6 +163,15 @@ pub fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .and_then(|v| v.as_s().ok())
         .cloned()
         .unwrap_or_default()
+}
+
+/// The webhook Ably sends with `body`: signed with the test webhook key.
+pub fn signed_webhook(body: &[u8]) -> Request {
+    let signature = sign(SECRET, body);
+    signed_request(
+        body,
+        &[("x-ably-key", KEY_NAME), ("x-ably-signature", &signature)],
+    )
 }
 
 pub fn signed_request(body: &[u8], headers: &[(&str, &str)]) -> Request {
