@@ -1,6 +1,8 @@
 //! The in-process path of `ably-events` per batch: verify the signature over the raw
 //! body, parse and normalise every entry, and build both store writes (the Redis `EVAL`
 //! keys and arguments and the DynamoDB `PutRequest`s). Network time is not included.
+//! `webhook_in_process/appends_1000` is a batch of 1000 messages that are AI answers
+//! streamed as appends, collapsed to one entry per answer.
 //!
 //! `cargo bench -p chat-core --bench webhook`
 
@@ -32,6 +34,40 @@ fn batched_body(n: usize) -> Vec<u8> {
                 "webhookId": "ABcDEf", "source": "channel.message", "serial": format!("s:{item}"),
                 "timestamp": 1_763_000_000_000i64, "name": "channel.message",
                 "data": {"channelId": format!("conversation:conv-{}", item % 5), "site": "eu-west-1-A", "messages": messages}
+            })
+        })
+        .collect();
+    json!({ "items": items }).to_string().into_bytes()
+}
+
+/// AI answers streamed as appends (Ably AI Transport): `n` messages in items of up to 10,
+/// 10 answers of a create and `n / 10 - 1` appends each, an answer's messages in order.
+fn appends_body(n: usize) -> Vec<u8> {
+    let per = n / 10;
+    let messages: Vec<_> = (0..n)
+        .map(|i| {
+            let (answer, k) = (i / per, i % per);
+            let serial = format!("01763000000000-{answer:03}@e1");
+            let ts = 1_763_000_000_000i64 + i as i64;
+            if k == 0 {
+                json!({"id": format!("conn:{answer}:0"), "clientId": "broker:b-1", "connectionId": "conn",
+                    "timestamp": ts, "name": "message:ai", "serial": serial, "action": 0,
+                    "data": "", "version": {"serial": serial, "timestamp": ts}})
+            } else {
+                json!({"id": format!("conn:{answer}:{k}"), "clientId": "broker:b-1", "connectionId": "conn",
+                    "timestamp": ts, "serial": serial, "action": 5, "data": format!("token{k} "),
+                    "version": {"serial": format!("{serial}:{k:05}"), "timestamp": ts, "clientId": "broker:b-1"}})
+            }
+        })
+        .collect();
+    let items: Vec<_> = messages
+        .chunks(10)
+        .enumerate()
+        .map(|(item, chunk)| {
+            json!({
+                "webhookId": "ABcDEf", "source": "channel.message", "serial": format!("s:{item}"),
+                "timestamp": 1_763_000_000_000i64, "name": "channel.message",
+                "data": {"channelId": format!("conversation:conv-{}", item * 10 / per), "site": "eu-west-1-A", "messages": chunk}
             })
         })
         .collect();
@@ -119,11 +155,18 @@ fn bench(c: &mut Criterion) {
     let EventStores { cache, archive, .. } = stores(false);
 
     let mut group = c.benchmark_group("webhook_in_process");
-    for n in [1usize, 100, 1000] {
-        let body = batched_body(n);
+    // Ten answers: ten entries, whatever the number of appends.
+    assert_eq!(parse(&appends_body(1000)).unwrap().events.len(), 10);
+    let cases = [
+        ("1", batched_body(1), 1),
+        ("100", batched_body(100), 100),
+        ("1000", batched_body(1000), 1000),
+        ("appends_1000", appends_body(1000), 1000),
+    ];
+    for (name, body, n) in cases {
         let sig = signature::sign(secret, &body);
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
+        group.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
             b.iter(|| {
                 assert!(verifier.verify(Some("app.key"), Some(&sig), body).is_ok());
                 let batch = parse(black_box(body)).expect("valid batch");

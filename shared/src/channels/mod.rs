@@ -337,6 +337,26 @@ pub fn trusts(channel: &str, event_type: &str, client_id: Option<&str>) -> bool 
         .is_some_and(|family| may_send(Role::of_publisher(client_id), family, event_type).is_ok())
 }
 
+/// Whether a change to a mirrored message (an update, delete or append) is trusted. It is
+/// judged on its editor, `editor` (the version's clientId; `None`: the API key), never on
+/// the message's publisher: the editor must be `publisher` itself or an admin or service,
+/// and its role must be allowed to send `event_type` on the channel. A change that names
+/// no event (`event_type: None`) keeps the message's: the publisher may always re-send
+/// what it sent, staff may send every event, so only the channel is checked then.
+pub fn trusts_change(
+    channel: &str,
+    event_type: Option<&str>,
+    publisher: Option<&str>,
+    editor: Option<&str>,
+) -> bool {
+    let role = Role::of_publisher(editor);
+    let owner = editor == publisher || matches!(role, Role::Admin | Role::Service);
+    let Some(family) = Family::of_channel(channel) else {
+        return false;
+    };
+    owner && event_type.is_none_or(|name| may_send(role, family, name).is_ok())
+}
+
 pub mod capability;
 
 #[cfg(test)]
@@ -347,6 +367,37 @@ mod tests {
 
     fn ch(name: &str) -> ChannelName {
         ChannelName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn a_change_is_trusted_on_its_editor() {
+        let c = "conversation:c1";
+        let customer = Some("customer:u1");
+        let broker = Some("broker:b1");
+        // The publisher itself, within what its role may send.
+        assert!(trusts_change(c, Some("message:user"), customer, customer));
+        assert!(trusts_change(c, None, customer, customer));
+        assert!(!trusts_change(c, Some("message:ai"), customer, customer));
+        // Another customer or broker: never, whatever the event.
+        assert!(!trusts_change(
+            c,
+            Some("message:user"),
+            customer,
+            Some("customer:u2")
+        ));
+        assert!(!trusts_change(
+            c,
+            Some("message:ai"),
+            broker,
+            Some("broker:b2")
+        ));
+        assert!(!trusts_change(c, None, broker, customer));
+        // Admin, service and the API key may change anyone's message.
+        for editor in [Some("admin:a"), Some("service:s"), None] {
+            assert!(trusts_change(c, Some("message:user"), customer, editor));
+            assert!(trusts_change(c, None, broker, editor));
+        }
+        assert!(!trusts_change("elsewhere", None, None, None));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `{"type": "message" | "agent_joined" | "typing" | <event type>, "data": {...}, "timestamp",
 //! "clientId", "publisherRole"}`.
 //!
+//! Messages also carry `serial` and `action` (Ably's names), and a change its `version`
+//! and `reactions`, so that a server can apply it: upsert by `serial`, add an append's
+//! `data` (the text it added), remove on `message.delete` (see [`crate::events::change`]).
+//!
 //! Only events the channel table trusts are bridged (see [`crate::channels::trusts`]).
 //! `clientId` is the publisher's clientId as Ably verified it (`null`: the API key) and
 //! `publisherRole` the role it carries (`customer`, `broker`, `admin`, `service`); both come
@@ -29,7 +33,9 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::events::change::{Action, Version};
 use crate::events::event::ChatEvent;
+use crate::events::Payload;
 use crate::identity::Role;
 
 /// The envelope published for `event`; `None` for events outside `conversation:{id}`
@@ -97,6 +103,10 @@ fn to_json<D: Serialize>(event: &ChatEvent, kind: &str, data: D, timestamp: &str
         timestamp,
         client_id,
         publisher_role: Role::of_publisher(client_id).as_str(),
+        serial: event.serial.as_deref(),
+        action: event.action.map(Action::as_str),
+        version: event.version.as_ref(),
+        reactions: event.reactions.as_ref().map(Payload::as_raw),
     })
     .unwrap_or_default()
 }
@@ -110,6 +120,16 @@ struct Envelope<'a, D> {
     timestamp: &'a str,
     client_id: Option<&'a str>,
     publisher_role: &'static str,
+    /// The message's serial and what this event did to it: a WebSocket server upserts by
+    /// `serial` (an append's `data` holds the text it added; a delete removes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a Version>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reactions: Option<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -161,7 +181,7 @@ mod tests {
             trusted: true,
             payload,
             occurred_at: "2026-01-02T03:04:05.678Z".into(),
-            encoding: None,
+            ..ChatEvent::plain()
         }
     }
 

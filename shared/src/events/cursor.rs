@@ -100,7 +100,7 @@ mod tests {
             trusted: true,
             payload: Value::Null.into(),
             occurred_at: at.into(),
-            encoding: None,
+            ..ChatEvent::plain()
         }
     }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events::payload::Payload;
+use crate::events::version::{Action, Fragments, Version};
 
 /// DynamoDB's limits on an archived event: partition keys (the table's and the `by_type`
 /// index's) of 1 to 2048 bytes, sort keys up to 1024 bytes, items up to 400 KB.
@@ -44,6 +45,28 @@ pub struct ChatEvent {
     /// The part of the message's `encoding` that could not be decoded, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// The message's Ably serial, shared by all its versions (see [`crate::events::change`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// What this entry did to its message; `None` for presence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// Who made this version and when: on changes (update, delete, append, summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// On a change, the time of the message it changes (Ably's top-level `timestamp`);
+    /// `occurred_at` is then the time of the change, the entry's place in the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_at: Option<String>,
+    /// `extras.headers` as Ably delivered them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Payload>,
+    /// The latest reaction summary (`annotations.summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<Payload>,
+    /// Appends held by this entry, oldest first: the payload's text ends with them.
+    #[serde(default, skip_serializing_if = "Fragments::is_empty")]
+    pub fragments: Fragments,
 }
 
 /// A chat event as stored; one written before events carried `trusted` is judged again
@@ -60,6 +83,20 @@ struct StoredEvent {
     occurred_at: String,
     #[serde(default)]
     encoding: Option<String>,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    action: Option<Action>,
+    #[serde(default)]
+    version: Option<Version>,
+    #[serde(default)]
+    message_at: Option<String>,
+    #[serde(default)]
+    headers: Option<Payload>,
+    #[serde(default)]
+    reactions: Option<Payload>,
+    #[serde(default)]
+    fragments: Fragments,
 }
 
 impl From<StoredEvent> for ChatEvent {
@@ -81,11 +118,40 @@ impl From<StoredEvent> for ChatEvent {
             payload: stored.payload,
             occurred_at: stored.occurred_at,
             encoding: stored.encoding,
+            serial: stored.serial,
+            action: stored.action,
+            version: stored.version,
+            message_at: stored.message_at,
+            headers: stored.headers,
+            reactions: stored.reactions,
+            fragments: stored.fragments,
         }
     }
 }
 
 impl ChatEvent {
+    /// An event with every field empty, to build others from (`..ChatEvent::plain()`).
+    pub fn plain() -> Self {
+        ChatEvent {
+            occurred_at: String::new(),
+            id: String::new(),
+            history_id: String::new(),
+            channel: String::new(),
+            event_type: String::new(),
+            client_id: None,
+            trusted: false,
+            payload: Payload::null(),
+            encoding: None,
+            serial: None,
+            action: None,
+            version: None,
+            message_at: None,
+            headers: None,
+            reactions: None,
+            fragments: Fragments::default(),
+        }
+    }
+
     /// The DynamoDB sort key: time-ordered, unique per event, the same on every redelivery.
     pub fn event_key(&self) -> String {
         format!("{}#{}", self.occurred_at, self.id)
@@ -118,7 +184,7 @@ pub(crate) fn sample(ms: i64, id: &str) -> ChatEvent {
         trusted: true,
         payload: serde_json::json!({"text": id}).into(),
         occurred_at: crate::events::time::iso_millis(ms).unwrap_or_default(),
-        encoding: None,
+        ..ChatEvent::plain()
     }
 }
 

@@ -1,12 +1,11 @@
 //! The DynamoDB archive of chat events (90 days): idempotent batch writes keyed by the
-//! event, dead letters for signed bodies that do not parse, and the two reads history
-//! needs (newest first, and strictly after a cursor).
+//! event and dead letters for signed bodies that do not parse. Its reads are in
+//! [`crate::storage::reads`].
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use rand::Rng;
@@ -17,7 +16,7 @@ use crate::events::time::{iso_millis, millis_of};
 use crate::events::ChatEvent;
 use crate::storage::config::EventStoreConfig;
 use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
-use crate::storage::item::{event_item, item_event, skip, unstorable};
+use crate::storage::item::{event_item, skip, unstorable};
 
 /// BatchWriteItem takes at most 25 items.
 pub const DYNAMO_BATCH_SIZE: usize = 25;
@@ -114,8 +113,8 @@ fn chunked(requests: Vec<WriteRequest>) -> Vec<Vec<WriteRequest>> {
 /// The DynamoDB archive of chat events.
 #[derive(Debug, Clone)]
 pub struct EventArchive {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
     retention_days: u32,
 }
 
@@ -397,103 +396,6 @@ impl EventArchive {
         }
         Ok(sha)
     }
-
-    /// The newest `limit` unexpired trusted events of a conversation, newest first.
-    pub async fn recent(
-        &self,
-        conversation_id: &str,
-        limit: usize,
-        now_secs: i64,
-    ) -> Result<Vec<ChatEvent>, ArchiveError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :c")
-            .filter_expression("#ttl > :now")
-            .expression_attribute_names("#pk", PARTITION_KEY)
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":c", AttributeValue::S(conversation_id.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
-            .scan_index_forward(false)
-            .limit((limit * 2).clamp(10, 1000) as i32);
-        Self::collect(query, limit, |event| event.trusted).await
-    }
-
-    /// The events of `query`, page after page, until there are `limit` of them or the
-    /// partition ends.
-    async fn collect(
-        query: QueryFluentBuilder,
-        limit: usize,
-        keep: fn(&ChatEvent) -> bool,
-    ) -> Result<Vec<ChatEvent>, ArchiveError> {
-        let mut events = Vec::with_capacity(limit);
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))?;
-            for item in page.items() {
-                if let Some(event) = item_event(item).filter(keep) {
-                    events.push(event);
-                }
-                if events.len() == limit {
-                    return Ok(events);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(events),
-            }
-        }
-    }
-
-    /// At most `limit` unexpired events of a conversation strictly after `after` (a sort
-    /// key), oldest first, trusted or not (the reader withholds the untrusted ones and
-    /// moves its cursor past them). Strongly consistent, so that an event stored before the read
-    /// cannot be skipped by a client whose cursor then moves past it.
-    pub async fn after(
-        &self,
-        conversation_id: &str,
-        after: Option<&str>,
-        limit: usize,
-        now_secs: i64,
-    ) -> Result<Vec<ChatEvent>, ArchiveError> {
-        let mut names = HashMap::from([
-            ("#pk".to_owned(), PARTITION_KEY.to_owned()),
-            ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned()),
-        ]);
-        let mut values = HashMap::from([
-            (
-                ":c".to_owned(),
-                AttributeValue::S(conversation_id.to_owned()),
-            ),
-            (":now".to_owned(), AttributeValue::N(now_secs.to_string())),
-        ]);
-        let condition = match after {
-            Some(key) => {
-                names.insert("#sk".to_owned(), SORT_KEY.to_owned());
-                values.insert(":after".to_owned(), AttributeValue::S(key.to_owned()));
-                "#pk = :c AND #sk > :after"
-            }
-            None => "#pk = :c",
-        };
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(condition)
-            .filter_expression("#ttl > :now")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .scan_index_forward(true)
-            .consistent_read(true)
-            .limit(limit.clamp(1, 1000) as i32);
-        Self::collect(query, limit, |_| true).await
-    }
 }
 
 pub(crate) fn describe_sdk_error<E: std::error::Error + 'static, R>(
@@ -516,6 +418,7 @@ pub(crate) fn describe_sdk_error<E: std::error::Error + 'static, R>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::item::item_event;
     use serde_json::json;
 
     #[test]

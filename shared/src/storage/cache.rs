@@ -215,8 +215,15 @@ impl EventCache {
         call.args.push(event.history_id.clone());
         call.args
             .push(serde_json::to_string(event).unwrap_or_default());
-        call.args
-            .push(if event.trusted { "1" } else { "0" }.to_owned());
+        // A change of a message is not another message for the analytics.
+        call.args.push(
+            match (event.trusted, event.is_change()) {
+                (false, _) => "0",
+                (true, false) => "1",
+                (true, true) => "2",
+            }
+            .to_owned(),
+        );
         call.args.push(event.event_type.clone());
         let (ai, queue) = timing_samples(event);
         call.args.push(ai);
@@ -371,9 +378,10 @@ impl EventCache {
 }
 
 /// `message:ai` timing fields the analytics percentiles are computed from; none from an
-/// untrusted event, whose timing is whatever its publisher wrote.
+/// untrusted event, whose timing is whatever its publisher wrote, and none from a change
+/// of a message (one sample per answer, however it was streamed).
 fn timing_samples(event: &ChatEvent) -> (String, String) {
-    if event.event_type != "message:ai" || !event.trusted {
+    if event.event_type != "message:ai" || !event.trusted || event.is_change() {
         return (String::new(), String::new());
     }
     let fields = event.payload.fields();

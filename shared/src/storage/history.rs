@@ -11,9 +11,17 @@
 //! History is what the channel table trusts: an untrusted event (a customer's forged
 //! `message:ai`, say) stays in both stores as the record, marked `trusted: false`, but no
 //! reader here ever returns it.
+//!
+//! Both stores hold the record's entries, one per version of a message, placed at the
+//! time of each change ([`crate::events::change`]). Recent history is the current view of
+//! them ([`crate::events::view`]): each message once, as it now stands. A polling page is
+//! a change feed: each message changed in it, once, as it stood after its last change
+//! there (a delete as the delete), so a client that upserts by `serial` and drops deletes
+//! holds the current view.
 
 use crate::events::cursor::EventCursor;
 use crate::events::event::is_reserved;
+use crate::events::view::{self, fold};
 use crate::events::ChatEvent;
 use crate::platform::clock;
 use crate::storage::archive::{ArchiveError, EventArchive};
@@ -29,9 +37,10 @@ pub enum HistorySource {
     Archive,
 }
 
-/// A polling page: the trusted events strictly after the cursor, oldest first, and the
-/// position of the last event looked at (trusted or not), so the next page starts after
-/// the events withheld here too.
+/// A polling page: the messages changed strictly after the cursor, each as it stood after
+/// its last change in the page, in the order of those changes, and the position of the
+/// last entry looked at (trusted or not), so the next page starts after the entries
+/// withheld here too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub events: Vec<ChatEvent>,
@@ -40,20 +49,19 @@ pub struct Page {
 }
 
 impl Page {
-    fn of(examined: Vec<ChatEvent>, source: HistorySource) -> Self {
-        let last = examined.last().map(EventCursor::of);
+    fn empty() -> Self {
         Page {
-            events: trusted(examined),
-            last,
-            source,
+            events: Vec::new(),
+            last: None,
+            source: HistorySource::Archive,
         }
     }
 }
 
-fn trusted(mut events: Vec<ChatEvent>) -> Vec<ChatEvent> {
-    events.retain(|event| event.trusted);
-    events
-}
+/// Unknown messages whose entries a recent read fetches, at most.
+const MAX_FETCHED_MESSAGES: usize = 10;
+/// Entries a recent read takes from the archive at most, looking for enough messages.
+const MAX_RECENT_ENTRIES: usize = 1000;
 
 /// Nothing to read: a reserved partition (the dead letters, never chat history) or an
 /// empty page.
@@ -146,29 +154,55 @@ impl HistoryReader {
             }
         };
         let now_ms = clock::now_ms();
+        let now_secs = now_ms.div_euclid(1000);
         // When the cache answered, as many as it holds, to prove it with: the newest
-        // `limit` are then read from it next time.
-        let read = if cache_answered {
+        // `limit` are then read from it next time. More while they hold fewer messages.
+        let mut read = if cache_answered {
             limit.max(self.cache.capacity())
         } else {
             limit
         };
-        let mut events = self
-            .archive
-            .recent(conversation_id, read, now_ms.div_euclid(1000))
-            .await?;
+        let (entries, mut shown, unknown) = loop {
+            let entries = self.archive.recent(conversation_id, read, now_secs).await?;
+            let (shown, unknown) = view::current(&entries);
+            // Only a message created before the oldest entry read has entries elsewhere.
+            let oldest = match entries.last() {
+                Some(oldest) if entries.len() == read => oldest.occurred_at.as_str(),
+                _ => "",
+            };
+            let unknown: Vec<(String, String)> = unknown
+                .iter()
+                .filter(|e| e.message_time() < oldest)
+                .map(|e| (e.message_key().to_owned(), e.message_time().to_owned()))
+                .collect();
+            if shown.len() >= limit || entries.len() < read || read >= MAX_RECENT_ENTRIES {
+                break (entries, shown, unknown);
+            }
+            read = (read * 4).min(MAX_RECENT_ENTRIES);
+        };
         if cache_answered {
             // The list is proven after the oldest of them, or wholly when the archive
             // holds fewer.
-            let floor = match events.last() {
-                Some(oldest) if events.len() == read => oldest.event_key(),
+            let floor = match entries.last() {
+                Some(oldest) if entries.len() == read => oldest.event_key(),
                 _ => String::new(),
             };
-            self.prove(conversation_id, events.iter(), &floor, &epoch, now_ms)
+            self.prove(conversation_id, entries.iter(), &floor, &epoch, now_ms)
                 .await;
         }
-        events.truncate(limit);
-        Ok((events, HistorySource::Archive))
+        // A message changed within the read whose create lies before it: its own entries.
+        for (serial, since) in unknown.into_iter().take(MAX_FETCHED_MESSAGES) {
+            let entries = self
+                .archive
+                .message_entries(conversation_id, &serial, &since, None, now_secs)
+                .await?;
+            if let view::State::Shown(message) = fold(&entries) {
+                shown.push(message);
+            }
+        }
+        view::sort_newest_first(&mut shown);
+        shown.truncate(limit);
+        Ok((shown, HistorySource::Archive))
     }
 
     /// Proves the list from `newest_first`, read from the archive after `floor`, when
@@ -206,7 +240,7 @@ impl HistoryReader {
         epoch: EpochView,
     ) -> Result<Page, ArchiveError> {
         if nothing_to_read(conversation_id, limit) {
-            return Ok(Page::of(Vec::new(), HistorySource::Archive));
+            return Ok(Page::empty());
         }
         // A proven list is not proven again: the archive was read only because the
         // cursor lies before its floor.
@@ -214,7 +248,9 @@ impl HistoryReader {
             .as_ref()
             .is_some_and(|c| trusted_proof(c, &epoch).is_none());
         if let Some(page) = cached.and_then(|c| cached_page(c, cursor, limit, &epoch)) {
-            return Ok(Page::of(page, HistorySource::Cache));
+            return self
+                .feed(conversation_id, cursor, page, HistorySource::Cache)
+                .await;
         }
         let now_ms = clock::now_ms();
         let events = self
@@ -233,26 +269,79 @@ impl HistoryReader {
             self.prove(conversation_id, events.iter().rev(), floor, &epoch, now_ms)
                 .await;
         }
-        Ok(Page::of(events, HistorySource::Archive))
+        self.feed(conversation_id, cursor, events, HistorySource::Archive)
+            .await
+    }
+
+    /// The change feed of the entries `examined` after `cursor`: each message once, as
+    /// it stood after its last trusted change among them, in the order of those changes.
+    /// A change whose create lies before the cursor is folded with the message's earlier
+    /// entries, read from the archive.
+    async fn feed(
+        &self,
+        conversation_id: &str,
+        cursor: Option<&EventCursor>,
+        examined: Vec<ChatEvent>,
+        source: HistorySource,
+    ) -> Result<Page, ArchiveError> {
+        let last = examined.last().map(EventCursor::of);
+        let mut served = Vec::new();
+        for message in view::changed(&examined) {
+            let earlier = match cursor {
+                Some(cursor) if message.needs_earlier() => {
+                    let (serial, since) = message.message();
+                    self.archive
+                        .message_entries(
+                            conversation_id,
+                            serial,
+                            since,
+                            Some(cursor.key()),
+                            clock::now_ms().div_euclid(1000),
+                        )
+                        .await?
+                }
+                _ => Vec::new(),
+            };
+            served.extend(message.served(&earlier));
+        }
+        Ok(Page {
+            events: served,
+            last,
+            source,
+        })
     }
 }
 
-/// The newest `limit` trusted events out of a conversation's cached list, when its proof
-/// shows the list holds them all; `None` sends the reader to DynamoDB.
+/// The newest `limit` messages of the current view out of a conversation's cached list,
+/// when its proof shows the list holds every entry they are made of; `None` sends the
+/// reader to DynamoDB.
 pub fn cached_recent(
     cached: CachedList,
     limit: usize,
     epoch: &EpochView,
 ) -> Option<Vec<ChatEvent>> {
     let proof = trusted_proof(&cached, epoch)?.clone();
-    let mut events = trusted(cached.newest_first());
+    let entries = cached.newest_first();
     // Newest first: those the proof covers come first.
-    let covered = events.iter().take_while(|e| proof.covers(e)).count();
-    if covered < limit && !proof.floor.is_empty() {
-        return None;
+    let covered = entries.iter().take_while(|e| proof.covers(e)).count();
+    let (mut shown, unknown) = view::current(&entries[..covered]);
+    if !proof.floor.is_empty() {
+        // Enough messages, and none changed here whose create lies under the floor yet
+        // is newer than the last of them.
+        let enough = shown.len() >= limit;
+        let oldest = shown
+            .get(limit.saturating_sub(1))
+            .map(|e| e.occurred_at.as_str());
+        let floor_time = proof.floor.split('#').next().unwrap_or_default();
+        let hidden = unknown.iter().any(|e| {
+            e.message_time() <= floor_time && oldest.is_none_or(|o| e.message_time() >= o)
+        });
+        if !enough || hidden {
+            return None;
+        }
     }
-    events.truncate(limit.min(covered));
-    Some(events)
+    shown.truncate(limit);
+    Some(shown)
 }
 
 /// The page after `cursor` out of a conversation's cached list, when its proof shows the

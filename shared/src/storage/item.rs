@@ -8,11 +8,13 @@
 //! expressions cannot look inside it, and nothing here asks them to. Items written with
 //! a `payload` map are still read.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 
+use crate::events::change::{Action, Version};
 use crate::events::Payload;
 
 use crate::ably::webhook::WebhookBatch;
@@ -55,7 +57,45 @@ pub(crate) fn event_item(
         PAYLOAD_ATTRIBUTE.to_owned(),
         AttributeValue::S(event.payload.json().to_owned()),
     );
+    for (name, value) in change_attributes(event) {
+        item.insert(name.to_owned(), AttributeValue::S(value.into_owned()));
+    }
     item
+}
+
+/// The attributes of a message that can change (see [`crate::events::change`]), as
+/// strings: `serial`, `action` (Ably's name), `version_serial`; on a change also
+/// `version_client_id` (absent: the API key), `updated_at` and `message_at`; and
+/// `headers_json`, `reactions_json` and `fragments_json` when the entry has them.
+fn change_attributes(event: &ChatEvent) -> Vec<(&'static str, Cow<'_, str>)> {
+    let mut out = Vec::new();
+    if let Some(action) = event.action {
+        out.push(("action", Cow::Borrowed(action.as_str())));
+    }
+    if let Some(serial) = &event.serial {
+        out.push(("serial", Cow::Borrowed(serial.as_str())));
+        out.push(("version_serial", Cow::Borrowed(event.version_serial())));
+    }
+    if let Some(version) = &event.version {
+        if let Some(editor) = &version.client_id {
+            out.push(("version_client_id", Cow::Borrowed(editor.as_str())));
+        }
+        out.push(("updated_at", Cow::Borrowed(version.updated_at.as_str())));
+    }
+    if let Some(at) = &event.message_at {
+        out.push(("message_at", Cow::Borrowed(at.as_str())));
+    }
+    if let Some(headers) = &event.headers {
+        out.push(("headers_json", Cow::Borrowed(headers.json())));
+    }
+    if let Some(reactions) = &event.reactions {
+        out.push(("reactions_json", Cow::Borrowed(reactions.json())));
+    }
+    if !event.fragments.is_empty() {
+        let text = serde_json::to_string(&event.fragments).unwrap_or_default();
+        out.push(("fragments_json", Cow::Owned(text)));
+    }
+    out
 }
 
 /// Why DynamoDB could not hold `event`, if it could not. Such an event would make its
@@ -126,6 +166,10 @@ fn item_bytes(event: &ChatEvent) -> usize {
         size += text("encoding", encoding);
     }
     size + text(PAYLOAD_ATTRIBUTE, event.payload.json())
+        + change_attributes(event)
+            .iter()
+            .map(|(name, value)| text(name, value))
+            .sum::<usize>()
 }
 
 /// DynamoDB attribute -> JSON, for the payload maps of items written before payloads
@@ -174,6 +218,16 @@ pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
         Some(AttributeValue::Bool(trusted)) => *trusted,
         _ => crate::channels::trusts(&channel, &event_type, client_id.as_deref()),
     };
+    let json = |name: &str| s(name).map(Payload::from_stored_text);
+    let action = s("action").and_then(|name| Action::of_name(&name));
+    let version = match (action, s("version_serial")) {
+        (Some(action), Some(serial)) if action != Action::Create => Some(Version {
+            serial,
+            client_id: s("version_client_id"),
+            updated_at: s("updated_at").or_else(|| s("occurred_at"))?,
+        }),
+        _ => None,
+    };
     Some(ChatEvent {
         id: s("id")?,
         history_id: s(PARTITION_KEY)?,
@@ -184,6 +238,15 @@ pub fn item_event(item: &HashMap<String, AttributeValue>) -> Option<ChatEvent> {
         payload,
         occurred_at: s("occurred_at")?,
         encoding: s("encoding"),
+        serial: s("serial"),
+        action,
+        version,
+        message_at: s("message_at"),
+        headers: json("headers_json"),
+        reactions: json("reactions_json"),
+        fragments: s("fragments_json")
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -236,6 +299,52 @@ mod tests {
     }
 
     #[test]
+    fn a_change_keeps_its_version_in_the_item_and_an_item_without_one_reads_as_before() {
+        let mut body = json!({"channel": "conversation:c", "messages": [
+            {"id": "m:0", "clientId": "customer:u", "name": "message:user", "timestamp": 1_700_000_000_000i64,
+             "serial": "s1", "action": 0, "data": "hi"},
+            {"clientId": "customer:u", "timestamp": 1_700_000_000_000i64, "serial": "s1", "action": 5,
+             "data": " there", "version": {"serial": "s1:2", "clientId": "customer:u", "timestamp": 1_700_000_000_500i64},
+             "extras": {"headers": {"k": "v"}}},
+            {"clientId": "customer:u", "timestamp": 1_700_000_000_000i64, "serial": "s1", "action": 4,
+             "annotations": {"summary": {"reaction:total.v1": {"total": 3}}},
+             "version": {"serial": "s1:3", "timestamp": 1_700_000_000_900i64}}
+        ]});
+        let batch = crate::ably::webhook::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(batch.events.len(), 2, "the append joined its create");
+        for event in &batch.events {
+            let item = event_item(event, event.event_key(), "1".into());
+            assert_eq!(item_event(&item).as_ref(), Some(event));
+        }
+        let item = event_item(&batch.events[1], String::new(), "1".into());
+        let attr = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        assert_eq!(attr("action").as_deref(), Some("message.summary"));
+        assert_eq!(attr("version_serial").as_deref(), Some("s1:3"));
+        assert_eq!(attr("version_client_id"), None, "the API key");
+        assert_eq!(
+            attr("message_at").as_deref(),
+            Some("2023-11-14T22:13:20.000Z")
+        );
+        assert!(attr("reactions_json").is_some());
+        // An item written before messages changed: no action, serial or version.
+        body["messages"] =
+            json!([{"id": "old", "name": "message:user", "timestamp": 1, "data": "x"}]);
+        let old = crate::ably::webhook::parse(body.to_string().as_bytes()).unwrap();
+        let mut item = event_item(&old.events[0], old.events[0].event_key(), "1".into());
+        item.remove("action");
+        let read = item_event(&item).unwrap();
+        assert_eq!(
+            (&read.action, &read.serial, &read.version),
+            (&None, &None, &None)
+        );
+        assert_eq!(read.payload, json!("x"));
+        assert_eq!(
+            crate::events::view::fold([&read]),
+            crate::events::view::State::Shown(read.clone())
+        );
+    }
+
+    #[test]
     fn events_at_dynamodbs_limits_are_storable_and_past_them_are_not() {
         let event = |conversation: &str, id: &str, name: &str, payload: Value| ChatEvent {
             payload: payload.into(),
@@ -246,7 +355,7 @@ mod tests {
             client_id: None,
             trusted: true,
             occurred_at: "2023-11-14T22:13:20.000Z".into(),
-            encoding: None,
+            ..ChatEvent::plain()
         };
         let longest_id = "i".repeat(MAX_SORT_KEY_BYTES - 25);
         let key = "k".repeat(MAX_PARTITION_KEY_BYTES);

@@ -13,6 +13,7 @@ pub mod item;
 pub mod keys;
 pub mod proof;
 pub mod ratelimit;
+pub mod reads;
 pub mod redis;
 pub mod scripts;
 pub mod stores;

@@ -543,7 +543,7 @@ async fn the_cache_never_sends_a_request_over_upstashs_limit() {
             trusted: true,
             payload: json!({ "text": text }).into(),
             occurred_at: format!("2026-12-01T00:00:{i:02}.000Z"),
-            encoding: None,
+            ..chat_core::events::ChatEvent::plain()
         })
         .collect();
     let whole = h.state.stores.cache.mirror_call(&events, 0, 0);

@@ -7,6 +7,7 @@ mod alarms;
 mod analytics;
 mod auth;
 mod bridge;
+mod changes;
 mod config;
 mod delivery;
 mod dynamo;

@@ -15,7 +15,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ably::webhook::encoding::decode_data;
-use crate::channels::trusts;
+use serde::Deserialize;
+
+use crate::channels::{trusts, trusts_change};
+use crate::events::change::{Action, Fragments, Version};
 use crate::events::event::{conversation_id, ChatEvent, MAX_ITEM_BYTES};
 use crate::events::time::iso_millis;
 use crate::events::Payload;
@@ -55,6 +58,7 @@ pub enum PayloadError {
 }
 
 /// The fields of one Ably message or presence entry, taken out of the body.
+#[derive(Default)]
 pub(crate) struct RawMessage<'a> {
     pub id: Option<String>,
     pub client_id: Option<String>,
@@ -63,8 +67,14 @@ pub(crate) struct RawMessage<'a> {
     /// `data` as JSON text (`None`: absent).
     pub data: Option<Cow<'a, RawValue>>,
     pub encoding: Option<String>,
-    /// `action` as JSON text (presence reads it).
+    /// `action` as JSON text: a presence action, or a message's (create, update, ...).
     pub action: Option<Cow<'a, RawValue>>,
+    /// The message's serial, shared by its versions.
+    pub serial: Option<String>,
+    /// `version`, `annotations` and `extras` as JSON text.
+    pub version: Option<Cow<'a, RawValue>>,
+    pub annotations: Option<Cow<'a, RawValue>>,
+    pub extras: Option<Cow<'a, RawValue>>,
 }
 
 impl<'a> RawMessage<'a> {
@@ -80,6 +90,7 @@ impl<'a> RawMessage<'a> {
         let client_id = text("clientId").ok()?;
         let name = text("name").ok()?;
         let encoding = text("encoding").ok()?;
+        let serial = text("serial").ok()?;
         let timestamp = match map.get("timestamp").map(|raw| raw.get()) {
             None | Some("null") => None,
             Some(raw) => Some(timestamp_ms(&serde_json::from_str(raw).ok()?)?),
@@ -92,6 +103,10 @@ impl<'a> RawMessage<'a> {
             data: map.remove("data").map(Cow::Borrowed),
             encoding,
             action: map.remove("action").map(Cow::Borrowed),
+            serial,
+            version: map.remove("version").map(Cow::Borrowed),
+            annotations: map.remove("annotations").map(Cow::Borrowed),
+            extras: map.remove("extras").map(Cow::Borrowed),
         })
     }
 }
@@ -125,22 +140,56 @@ pub(crate) fn push_message(
         batch.skipped.push(format!("{label}: no timestamp"));
         return;
     };
-    let Some(occurred_at) = iso_millis(ms) else {
+    let action_value = raw
+        .action
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Value>(a.get()).ok());
+    // A message's action, and whether it came with one (or a serial): only a message
+    // that can change says what it is.
+    let (event_type, named, action) = if presence {
+        let action = presence_action(action_value.as_ref());
+        (format!("presence:{action}"), true, None)
+    } else {
+        let action = match &action_value {
+            None | Some(Value::Null) => Action::Create,
+            Some(value) => match Action::of_wire(value) {
+                Some(action) => action,
+                None => {
+                    batch
+                        .skipped
+                        .push(format!("{label}: unknown action {value}"));
+                    return;
+                }
+            },
+        };
+        if action == Action::Meta {
+            // Ably's own notices about a message: counted like channel lifecycle events.
+            batch.lifecycle += 1;
+            return;
+        }
+        match raw.name.filter(|name| !name.is_empty()) {
+            Some(name) => (name, true, Some(action)),
+            None if action == Action::Create => ("message".to_owned(), false, Some(action)),
+            None => (action.as_str().to_owned(), false, Some(action)),
+        }
+    };
+    let change = action.filter(|a| *a != Action::Create);
+    let version = match change {
+        None => WireVersion::default(),
+        Some(_) => match WireVersion::of(raw.version.as_deref()) {
+            Ok(version) => version,
+            Err(()) => {
+                batch.skipped.push(format!("{label}: malformed version"));
+                return;
+            }
+        },
+    };
+    let when = version.timestamp.filter(|_| change.is_some()).unwrap_or(ms);
+    let Some(occurred_at) = iso_millis(when) else {
         batch
             .skipped
             .push(format!("{label}: timestamp out of range"));
         return;
-    };
-    let event_type = if presence {
-        let action = raw
-            .action
-            .as_deref()
-            .and_then(|a| serde_json::from_str::<Value>(a.get()).ok());
-        format!("presence:{}", presence_action(action.as_ref()))
-    } else {
-        raw.name
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "message".to_owned())
     };
     let raw_data = match raw.data.as_deref().map(RawValue::get) {
         Some(text) if text.len() > MAX_DATA_BYTES => {
@@ -153,14 +202,48 @@ pub(crate) fn push_message(
         Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
         None => Value::Null,
     };
-    let id = match raw.id {
-        Some(id) if !id.is_empty() => id,
-        _ => derived_id(channel, ms, &event_type, &raw_data),
+    let serial = raw.serial.filter(|s| !s.is_empty());
+    let (id, trusted, version, message_at) = match change {
+        Some(change) => {
+            let Some(serial) = &serial else {
+                batch
+                    .skipped
+                    .push(format!("{label}: {} without serial", change.as_str()));
+                return;
+            };
+            let version_serial = version
+                .serial
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| derived_id(channel, when, &event_type, &raw_data));
+            // Judged on who made the change (see `channels::trusts_change`); a summary is
+            // Ably's own count.
+            let trusted = change == Action::Summary
+                || trusts_change(
+                    channel,
+                    named.then_some(event_type.as_str()),
+                    raw.client_id.as_deref(),
+                    version.client_id.as_deref(),
+                );
+            let id = format!("{serial}@{version_serial}");
+            let version = Version {
+                serial: version_serial,
+                client_id: version.client_id,
+                updated_at: occurred_at.clone(),
+            };
+            (id, trusted, Some(version), iso_millis(ms))
+        }
+        None => {
+            let id = match raw.id {
+                Some(id) if !id.is_empty() => id,
+                _ => derived_id(channel, ms, &event_type, &raw_data),
+            };
+            // Judged on the clientId as Ably sent it: an empty one is no API-key message.
+            let trusted = trusts(channel, &event_type, raw.client_id.as_deref());
+            (id, trusted, None, None)
+        }
     };
+    let action = action.filter(|_| serial.is_some() || action_value.is_some());
     let (payload, encoding) = decode_data(raw_data, raw.encoding.as_deref());
-    let payload = Payload::from_value(&payload);
-    // Judged on the clientId as Ably sent it: an empty one is no API-key message.
-    let trusted = trusts(channel, &event_type, raw.client_id.as_deref());
     batch.events.push(ChatEvent {
         id,
         history_id: conversation_id(channel).to_owned(),
@@ -168,10 +251,50 @@ pub(crate) fn push_message(
         event_type,
         client_id: raw.client_id.filter(|c| !c.is_empty()),
         trusted,
-        payload,
+        payload: Payload::from_value(&payload),
         occurred_at,
         encoding,
+        serial,
+        action,
+        version,
+        message_at,
+        headers: member(raw.extras.as_deref(), "headers"),
+        reactions: member(raw.annotations.as_deref(), "summary"),
+        fragments: Fragments::default(),
     });
+}
+
+/// `version` as Ably sends it: who made this version of the message, and when.
+#[derive(Default, serde::Deserialize)]
+struct WireVersion {
+    serial: Option<String>,
+    #[serde(rename = "clientId")]
+    client_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_timestamp")]
+    timestamp: Option<i64>,
+}
+
+impl WireVersion {
+    /// Absent or `null`: no version.
+    fn of(raw: Option<&RawValue>) -> Result<Self, ()> {
+        match raw.map(RawValue::get) {
+            None | Some("null") => Ok(WireVersion::default()),
+            Some(text) => serde_json::from_str(text).map_err(|_| ()),
+        }
+    }
+}
+
+fn lenient_timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.as_ref().and_then(timestamp_ms))
+}
+
+/// An object member of an object given as JSON text (`extras.headers`,
+/// `annotations.summary`), when it is an object.
+fn member(raw: Option<&RawValue>, name: &str) -> Option<Payload> {
+    let map: RawMap<'_> = serde_json::from_str(raw?.get()).ok()?;
+    let value: Value = serde_json::from_str(map.get(name)?.get()).ok()?;
+    value.is_object().then(|| Payload::from_value(&value))
 }
 
 fn presence_action(action: Option<&Value>) -> &'static str {

@@ -60,6 +60,13 @@ struct Message<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow)]
     action: Option<&'a RawValue>,
+    serial: Option<String>,
+    #[serde(borrow)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    annotations: Option<&'a RawValue>,
+    #[serde(borrow)]
+    extras: Option<&'a RawValue>,
 }
 
 impl<'a> From<Message<'a>> for RawMessage<'a> {
@@ -72,6 +79,10 @@ impl<'a> From<Message<'a>> for RawMessage<'a> {
             data: m.data.map(Cow::Borrowed),
             encoding: m.encoding,
             action: m.action.map(Cow::Borrowed),
+            serial: m.serial,
+            version: m.version.map(Cow::Borrowed),
+            annotations: m.annotations.map(Cow::Borrowed),
+            extras: m.extras.map(Cow::Borrowed),
         }
     }
 }
@@ -116,7 +127,7 @@ fn push_item<'a>(index: usize, item: Item<'a>, batch: &mut WebhookBatch) -> Opti
             name: item.name,
             data: item.data.map(Cow::Borrowed),
             encoding: item.encoding,
-            action: None,
+            ..RawMessage::default()
         };
         push_message(Place::Item(index), &channel, raw, None, false, batch);
         return Some(());

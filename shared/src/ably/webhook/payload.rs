@@ -16,11 +16,15 @@ use crate::ably::webhook::unenveloped::{self, media_type, CHANNEL_HEADER};
 use crate::ably::webhook::{fast, lenient, msgpack};
 
 /// Parses and normalises a JSON webhook body (batched, enveloped or flat items).
+/// A message's appends in the body are collapsed into one entry
+/// ([`crate::events::change::collapse`]).
 pub fn parse(body: &[u8]) -> Result<WebhookBatch, PayloadError> {
-    match fast::parse(body) {
+    let mut batch = match fast::parse(body) {
         Some(result) => result,
         None => lenient::parse(body),
-    }
+    }?;
+    crate::events::change::collapse(&mut batch.events);
+    Ok(batch)
 }
 
 /// The same for a MessagePack body: the events its JSON twin gives.
@@ -91,7 +95,7 @@ mod tests {
                 trusted: false,
                 payload: json!("the message data").into(),
                 occurred_at: "2005-08-04T08:54:38.900Z".into(),
-                encoding: None,
+                ..ChatEvent::plain()
             }]
         );
         assert_eq!((batch.lifecycle, batch.skipped.len()), (0, 0));

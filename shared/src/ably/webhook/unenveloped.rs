@@ -69,6 +69,8 @@ pub fn parse<'h>(
         action: text(ACTION_HEADER)
             .or_else(|| presence.then(|| text(NAME_HEADER)).flatten())
             .map(|action| json_string(&action)),
+        // No header carries a message's serial, version, annotations or extras.
+        ..RawMessage::default()
     };
     let key = if presence { "presence" } else { "messages" };
     push_message(

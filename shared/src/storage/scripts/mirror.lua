@@ -1,7 +1,8 @@
 -- Mirrors a batch of chat events, oldest first, in one round trip: per event, skips an id
 -- already seen in its conversation, pushes the event onto its conversation's list and,
 -- when the channel table trusts its publisher, counts it for the analytics that
--- ably-stats reads; each touched list is trimmed and its TTL refreshed once. With the
+-- ably-stats reads (a trusted change of a message, such as an edit or an append, marks
+-- the conversation active but is not another message: analytics count messages); each touched list is trimmed and its TTL refreshed once. With the
 -- pub/sub bridge on, each new trusted event's envelope is published on its
 -- conversation's channel (a channel, not a key: it comes in ARGV).
 --
@@ -27,7 +28,8 @@
 -- ARGV[6]        cap            samples kept per latency series
 -- ARGV[7]        lifecycle      channel lifecycle items in the batch
 -- ARGV[8]        bridge         1 to publish each new event, else 0
--- ARGV[9+s*i..]  event          event i: id, conversation, json, trusted (1 or 0), type,
+-- ARGV[9+s*i..]  event          event i: id, conversation, json, trusted (1; 2 for a
+--                               change of a message; 0 untrusted), type,
 --                               ai ms, queue ms, and with the bridge its channel and
 --                               envelope (s = 7, or 9 with the bridge)
 -- Returns {stored, duplicates}: new events pushed, and events already seen.
@@ -42,7 +44,7 @@ local stored, dups, counted, warn, viol = 0, 0, 0, 0, 0
 local touched = {}
 local k = 5
 for i = 9, #ARGV, stride do
-  local id, conv, json, trusted = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3] == '1'
+  local id, conv, json, trust = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
   local etype, ai, queue = ARGV[i+4], ARGV[i+5], ARGV[i+6]
   if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
     if not touched[KEYS[k+1]] then
@@ -50,13 +52,15 @@ for i = 9, #ARGV, stride do
       touched[KEYS[k+1]] = k + 1
     end
     redis.call('LPUSH', KEYS[k+1], json)
-    if trusted then
+    if trust ~= '0' then
       redis.call('ZADD', KEYS[1], now, conv)
-      if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
-      if ai ~= '' then redis.call('ZADD', KEYS[2], now, ai .. '|' .. id) end
-      if queue ~= '' then redis.call('ZADD', KEYS[3], now, queue .. '|' .. id) end
+      if trust == '1' then
+        if etype == 'sla:warning' then warn = warn + 1 elseif etype == 'sla:violation' then viol = viol + 1 end
+        if ai ~= '' then redis.call('ZADD', KEYS[2], now, ai .. '|' .. id) end
+        if queue ~= '' then redis.call('ZADD', KEYS[3], now, queue .. '|' .. id) end
+        counted = counted + 1
+      end
       if bridge and ARGV[i+8] ~= '' then redis.call('PUBLISH', ARGV[i+7], ARGV[i+8]) end
-      counted = counted + 1
     end
     stored = stored + 1
   else

@@ -68,12 +68,17 @@ impl EventsApp {
 
     /// A signed body that need not be UTF-8 (sent base64, as API Gateway passes binary).
     pub async fn post_bytes(&self, body: &[u8]) -> Response<Body> {
+        self.post_bytes_as(body, "application/json").await
+    }
+
+    /// The same with its own `content-type` (MessagePack, say).
+    pub async fn post_bytes_as(&self, body: &[u8], content_type: &str) -> Response<Body> {
         use base64::Engine as _;
         let signature = sign(SECRET, body);
         let event = json!({
             "version": "2.0", "routeKey": "$default", "rawPath": "/api/ably/events",
             "rawQueryString": "",
-            "headers": {"content-type": "application/json", "x-ably-key": KEY_NAME,
+            "headers": {"content-type": content_type, "x-ably-key": KEY_NAME,
                 "x-ably-signature": signature},
             "requestContext": {"accountId": "1", "apiId": "a", "domainName": "localhost",
                 "domainPrefix": "localhost",

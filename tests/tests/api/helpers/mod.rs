@@ -1,8 +1,10 @@
 //! What every test module uses, and nothing but this: the stack, requests and identities,
-//! and one builder per function (events, resume, token, publish, stats). Test modules import from here, never from each other
+//! and one builder per function (events, resume, token, publish, stats), and messages that
+//! change as Ably delivers them. Test modules import from here, never from each other
 //! (`shared/tests/layout.rs` holds them to it).
 
 mod ably;
+mod changes;
 mod events;
 mod identities;
 mod publish;
@@ -13,6 +15,7 @@ mod stats;
 mod token;
 
 pub use ably::*;
+pub use changes::*;
 pub use events::*;
 pub use identities::*;
 pub use publish::*;
