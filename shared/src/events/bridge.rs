@@ -55,7 +55,7 @@ pub fn envelope(event: &ChatEvent) -> Option<String> {
             event,
             "message",
             MessageData {
-                id: &event.id,
+                id: event.message_id(),
                 content: given("content")
                     .or_else(|| given("text"))
                     .or_else(|| payload.is_string().then_some(payload.as_raw()))

@@ -10,7 +10,9 @@ use dev_tools::resp::{Connection, Frame};
 use serde_json::{json, Value};
 
 use crate::helpers::EventsApp;
-use crate::helpers::{body_json, redis_addr, unique};
+use crate::helpers::{
+    ably_change, ably_create, body_json, deliver, redis_addr, serial_for, unique, with, Via,
+};
 
 /// A connection subscribed to channel patterns.
 struct Subscriber {
@@ -363,4 +365,66 @@ async fn forged_staff_events_are_never_bridged_and_genuine_ones_carry_their_clie
     let cached = h.cached(&conv).await;
     assert_eq!(cached.len(), 8);
     assert_eq!(cached.iter().filter(|e| e["trusted"] == false).count(), 4);
+}
+
+#[tokio::test]
+async fn each_trusted_change_is_bridged_once_with_its_serial_and_action() {
+    let h = EventsApp::build(&[("REDIS_PUBSUB_BRIDGE", "true")], None, None).await;
+    let conv = unique("conv-changes");
+    let mut subscriber = Subscriber::new(&[&format!("{}chat:{conv}", h.prefix)]).await;
+    let serial = serial_for("bridged");
+    let ms = chrono::Utc::now().timestamp_millis() - 60_000;
+    let create = ably_create("b:0", &serial, "broker:b-1", "message:ai", json!("Hel"), ms);
+    let append = with(
+        ably_change(5, &serial, 1, "broker:b-1", Some("broker:b-1"), ms),
+        "data",
+        json!("lo"),
+    );
+    let forged = with(
+        with(
+            ably_change(1, &serial, 2, "broker:b-1", Some("customer:u-1"), ms),
+            "name",
+            json!("message:ai"),
+        ),
+        "data",
+        json!("forged"),
+    );
+    let delete = ably_change(2, &serial, 3, "broker:b-1", Some("admin:a-1"), ms);
+    let deliveries = [vec![create], vec![append, forged], vec![delete]];
+    // Delivered, then redelivered (as Ably retries, or SQS redelivers): published once.
+    for _ in 0..2 {
+        for messages in &deliveries {
+            deliver(&h, Via::Json, &conv, messages).await;
+        }
+    }
+
+    let received: Vec<Value> = subscriber
+        .received()
+        .await
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = received
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap(),
+                m["action"].as_str().unwrap(),
+                m["serial"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("message", "message.create", serial.as_str()),
+            ("message.append", "message.append", serial.as_str()),
+            ("message.delete", "message.delete", serial.as_str()),
+        ],
+        "the customer's edit is not bridged: {received:?}"
+    );
+    assert_eq!(received[0]["data"]["content"], "Hel");
+    assert_eq!(received[0]["data"]["id"], "b:0");
+    assert_eq!(received[1]["data"], "lo", "the text the append adds");
+    assert_eq!(received[2]["version"]["client_id"], "admin:a-1");
 }
