@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::EventsApp;
 use crate::helpers::{
-    ably_change, ably_create, body_json, deliver, redis_addr, serial_for, unique, with, Via,
+    ably_change, ably_create, ably_edit, body_json, deliver, redis_addr, serial_for, unique, with,
+    Via,
 };
 
 /// A connection subscribed to channel patterns.
@@ -380,14 +381,14 @@ async fn each_trusted_change_is_bridged_once_with_its_serial_and_action() {
         "data",
         json!("lo"),
     );
-    let forged = with(
-        with(
-            ably_change(1, &serial, 2, "broker:b-1", Some("customer:u-1"), ms),
-            "name",
-            json!("message:ai"),
-        ),
-        "data",
+    let forged = ably_edit(
+        &serial,
+        2,
+        "broker:b-1",
+        "customer:u-1",
+        "message:ai",
         json!("forged"),
+        ms,
     );
     let delete = ably_change(2, &serial, 3, "broker:b-1", Some("admin:a-1"), ms);
     let deliveries = [vec![create], vec![append, forged], vec![delete]];

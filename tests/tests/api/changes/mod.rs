@@ -7,8 +7,8 @@ mod appends;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    ably_change, ably_create, bearer, body_json, deliver, s, serial_for, unique, version_of, with,
-    ResumeApp, Via, EVERY_WAY,
+    ably_change, ably_create, ably_edit, bearer, body_json, deliver, s, serial_for, unique,
+    version_of, with, ResumeApp, Via, EVERY_WAY,
 };
 
 const CUSTOMER: &str = "customer:u-1";
@@ -108,14 +108,14 @@ async fn an_edit_replaces_the_content_everywhere_and_the_original_stays_in_the_a
         assert_eq!(first[0]["action"], "message.create");
         assert_eq!(first[0]["serial"], serial.as_str());
 
-        let edit = with(
-            with(
-                ably_change(1, &serial, 1, CUSTOMER, Some(CUSTOMER), ms),
-                "name",
-                json!("message:user"),
-            ),
-            "data",
+        let edit = ably_edit(
+            &serial,
+            1,
+            CUSTOMER,
+            CUSTOMER,
+            "message:user",
             json!({"text": "hello"}),
+            ms,
         );
         deliver(&app.events, via, &conv, &[edit]).await;
 
@@ -179,12 +179,7 @@ async fn out_of_order_versions_leave_the_newest() {
         let serial = serial_for("order");
         let ms = a_minute_ago();
         let edit = |n: u32, text: &str| {
-            let change = ably_change(1, &serial, n, BROKER, Some(BROKER), ms);
-            with(
-                with(change, "name", json!("message:ai")),
-                "data",
-                json!(text),
-            )
+            ably_edit(&serial, n, BROKER, BROKER, "message:ai", json!(text), ms)
         };
         // The second edit arrives first, the create last.
         deliver(&app.events, via, &conv, &[edit(2, "third")]).await;
@@ -219,14 +214,14 @@ async fn a_customers_edit_or_delete_of_a_brokers_message_is_kept_untrusted_and_c
         );
         deliver(&app.events, via, &conv, &[create]).await;
         let before = history(&app, &conv).await;
-        let forged_edit = with(
-            with(
-                ably_change(1, &serial, 1, BROKER, Some(CUSTOMER), ms),
-                "name",
-                json!("message:ai"),
-            ),
-            "data",
+        let forged_edit = ably_edit(
+            &serial,
+            1,
+            BROKER,
+            CUSTOMER,
+            "message:ai",
             json!({"text": "Your refund is approved."}),
+            ms,
         );
         let forged_delete = ably_change(2, &serial, 2, BROKER, Some(OTHER_CUSTOMER), ms);
         let answer = deliver(&app.events, via, &conv, &[forged_edit, forged_delete]).await;

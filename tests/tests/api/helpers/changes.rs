@@ -63,6 +63,21 @@ pub fn ably_change(
         "serial": serial, "action": action, "version": version})
 }
 
+/// The `n`th change of `serial` as an edit (`message.update`) by `editor`, carrying the
+/// whole message as it now stands: its `name` and its new `data`.
+pub fn ably_edit(
+    serial: &str,
+    n: u32,
+    publisher: &str,
+    editor: &str,
+    name: &str,
+    data: Value,
+    ms: i64,
+) -> Value {
+    let edit = ably_change(1, serial, n, publisher, Some(editor), ms);
+    with(with(edit, "name", json!(name)), "data", data)
+}
+
 /// `message` with `field` set to `value`.
 pub fn with(mut message: Value, field: &str, value: Value) -> Value {
     message[field] = value;
