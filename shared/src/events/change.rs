@@ -148,24 +148,37 @@ pub fn collapse(events: &mut Vec<ChatEvent>) {
             kept.push(event);
         }
     }
+    // The whole versions appends may join, by message, editor and trust.
+    let mut wholes: HashMap<Key, Vec<usize>> = HashMap::new();
+    for (i, e) in kept.iter().enumerate() {
+        if matches!(e.action, Some(Action::Create | Action::Update)) {
+            let k = key(e);
+            if appends.contains_key(&k) {
+                wholes.entry(k).or_default().push(i);
+            }
+        }
+    }
     for k in order {
         let Some(mut group) = appends.remove(&k) else {
             continue;
         };
         group.sort_by(|a, b| a.version_serial().cmp(b.version_serial()));
         group.dedup_by(|a, b| a.version_serial() == b.version_serial());
-        let base = kept
-            .iter_mut()
-            .filter(|e| {
-                matches!(e.action, Some(Action::Create | Action::Update))
-                    && key(e) == k
-                    && e.fragments.is_empty()
+        let base = wholes
+            .get(&k)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| {
+                let e = &kept[i];
+                e.fragments.is_empty()
                     && e.version_serial() < group[0].version_serial()
                     && extendable_text(&e.payload).is_some()
             })
-            .max_by(|a, b| a.version_serial().cmp(b.version_serial()));
+            .max_by(|&a, &b| kept[a].version_serial().cmp(kept[b].version_serial()));
         match base {
             Some(base) => {
+                let base = &mut kept[base];
                 if base.message_at.is_none() {
                     base.message_at = Some(base.occurred_at.clone());
                 }

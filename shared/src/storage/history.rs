@@ -58,6 +58,8 @@ impl Page {
     }
 }
 
+/// Queries for the earlier entries of a page's changed messages made at once.
+const FEED_QUERIES_AT_ONCE: usize = 8;
 /// Unknown messages whose entries a recent read fetches, at most.
 const MAX_FETCHED_MESSAGES: usize = 10;
 /// Entries a recent read takes from the archive at most, looking for enough messages.
@@ -273,6 +275,25 @@ impl HistoryReader {
             .await
     }
 
+    /// The entries of the message `want` (its key and time) up to `cursor`; none when
+    /// there is no such message or no cursor.
+    async fn earlier_entries(
+        &self,
+        conversation_id: &str,
+        want: Option<(&str, &str)>,
+        cursor: Option<&EventCursor>,
+        now_secs: i64,
+    ) -> Result<Vec<ChatEvent>, ArchiveError> {
+        match (want, cursor) {
+            (Some((serial, since)), Some(cursor)) => {
+                self.archive
+                    .message_entries(conversation_id, serial, since, Some(cursor.key()), now_secs)
+                    .await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// The change feed of the entries `examined` after `cursor`: each message once, as
     /// it stood after its last trusted change among them, in the order of those changes.
     /// A change whose create lies before the cursor is folded with the message's earlier
@@ -285,25 +306,26 @@ impl HistoryReader {
         source: HistorySource,
     ) -> Result<Page, ArchiveError> {
         let last = examined.last().map(EventCursor::of);
-        let mut served = Vec::new();
-        for message in view::changed(&examined) {
-            let earlier = match cursor {
-                Some(cursor) if message.needs_earlier() => {
-                    let (serial, since) = message.message();
-                    self.archive
-                        .message_entries(
-                            conversation_id,
-                            serial,
-                            since,
-                            Some(cursor.key()),
-                            clock::now_ms().div_euclid(1000),
-                        )
-                        .await?
-                }
-                _ => Vec::new(),
-            };
-            served.extend(message.served(&earlier));
+        let now_secs = clock::now_ms().div_euclid(1000);
+        // Each message changed here whose create lies before the page: its earlier
+        // entries, a few queries at a time.
+        let changed = view::changed(&examined);
+        let wanted: Vec<Option<(&str, &str)>> = changed
+            .iter()
+            .map(|message| (cursor.is_some() && message.needs_earlier()).then(|| message.message()))
+            .collect();
+        let mut earlier = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(FEED_QUERIES_AT_ONCE) {
+            let reads = chunk
+                .iter()
+                .map(|want| self.earlier_entries(conversation_id, *want, cursor, now_secs));
+            earlier.extend(futures::future::try_join_all(reads).await?);
         }
+        let served: Vec<ChatEvent> = changed
+            .iter()
+            .zip(&earlier)
+            .filter_map(|(message, earlier)| message.served(earlier))
+            .collect();
         Ok(Page {
             events: served,
             last,
