@@ -204,7 +204,7 @@ pub(crate) enum Classified {
     Fatal(AblyError),
 }
 
-/// 2xx succeeds (its body is not needed); 500-504 is retried; 401/403 or an Ably code
+/// 2xx succeeds (the caller reads its body); 500-504 is retried; 401/403 or an Ably code
 /// 40140-40149 is a key problem; another 4xx is a rejection; anything else is unexpected.
 pub(crate) fn classify(status: StatusCode, body: &[u8], secret: &str) -> Classified {
     if status.is_success() {

@@ -59,6 +59,9 @@ pub struct PublishReceipt {
     pub channel: String,
     /// The ids the messages were published with, in order (`<base>:<index>`).
     pub message_ids: Vec<String>,
+    /// The serials Ably gave the messages, in order (`PublishResult.serials`): empty when
+    /// its answer had none, `None` for a message it discarded (conflation).
+    pub serials: Vec<Option<String>>,
     /// Attempts it took (1 when the first one succeeded), for the retry metric.
     pub attempts: u32,
 }
@@ -212,7 +215,20 @@ fn encode_messages<D: Serialize + ?Sized>(
     Ok(Bytes::from(out))
 }
 
-/// A channel name as one path segment.
+/// Reads `serials` from a publish answer (`{"channel", "messageId", "serials": [...]}`);
+/// anything else gives none.
+pub(crate) fn published_serials(answer: &[u8]) -> Vec<Option<String>> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        serials: Vec<Option<String>>,
+    }
+    serde_json::from_slice::<Answer>(answer)
+        .map(|a| a.serials)
+        .unwrap_or_default()
+}
+
+/// A channel name (or a message serial) as one path segment.
 pub fn encode_segment(channel: &str) -> Cow<'_, str> {
     utf8_percent_encode(channel, PATH_SEGMENT).into()
 }
@@ -246,6 +262,15 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 22);
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn serials_are_read_from_a_publish_answer() {
+        let answer = br#"{"channel":"c","messageId":"m","serials":["s1",null]}"#;
+        assert_eq!(published_serials(answer), [Some("s1".to_owned()), None]);
+        assert!(published_serials(br#"{"channel":"c","messageId":"m"}"#).is_empty());
+        assert!(published_serials(b"").is_empty());
+        assert!(published_serials(br#"{"serials":"nope"}"#).is_empty());
     }
 
     #[test]

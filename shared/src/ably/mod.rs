@@ -1,10 +1,12 @@
 //! Everything Ably: the REST client (idempotent publishing with retries and fallback
-//! hosts, the server clock, channel status), its errors, the credentials signed with the
-//! API key (TokenRequests, Ably JWTs), and the webhook it delivers events by.
+//! hosts, reading and changing published messages, the server clock, channel status),
+//! its errors, the credentials signed with the API key (TokenRequests, Ably JWTs), and
+//! the webhook it delivers events by.
 //!
 //! The REST client depends on nothing Lambda-specific, so any Rust worker (an AI or SLA
 //! service) can publish with it as a library.
 
+pub mod change;
 pub mod config;
 pub mod credentials;
 pub mod error;
@@ -13,6 +15,7 @@ pub mod rest;
 pub mod retry;
 pub mod webhook;
 
+pub use change::{ChangeAction, ChangeReceipt, MessageChange, Operation, StoredMessage};
 pub use config::{AblyConfig, AblyKey, WebhookKeys};
 pub use error::{AblyError, AttemptFailure};
 pub use message::{

@@ -1,5 +1,6 @@
-//! Ably's REST API: idempotent publishing with retries and fallback hosts, the server
-//! clock and channel status.
+//! Ably's REST API: idempotent publishing with retries and fallback hosts, reading and
+//! changing published messages (with the same retries), the server clock and channel
+//! status.
 //!
 //! Used by the Lambda handlers (built once at cold start) and by any other Rust code that
 //! publishes to the chat channels (e.g. AI or SLA workers), so it depends on nothing
@@ -22,11 +23,14 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use crate::ably::change::{
+    message_path, prepare_change, version_serial, ChangeReceipt, MessageChange, StoredMessage,
+};
 use crate::ably::config::AblyConfig;
 use crate::ably::error::{classify, AblyError, AttemptFailure, Classified};
 use crate::ably::message::{
-    encode_segment, message_id_base, prepare_publish, AiTiming, ChannelStatus, OutboundMessage,
-    PublishReceipt, SlaLevel,
+    encode_segment, message_id_base, prepare_publish, published_serials, AiTiming, ChannelStatus,
+    OutboundMessage, PublishReceipt, SlaLevel,
 };
 use crate::ably::retry::{FallbackHosts, RetryPolicy};
 use crate::identity::ids::is_identifier;
@@ -139,10 +143,56 @@ impl AblyClient {
         deadline: Instant,
     ) -> Result<PublishReceipt, AblyError> {
         let (path, message_ids, body) = prepare_publish(channel, id_base, messages)?;
-        let attempts = self.send_with_retries(&path, body, deadline).await?;
+        let (attempts, answer) = self
+            .send_with_retries(Method::POST, &path, Some(body), deadline)
+            .await?;
         Ok(PublishReceipt {
             channel: channel.to_owned(),
             message_ids,
+            serials: published_serials(&answer),
+            attempts,
+        })
+    }
+
+    /// The latest version of the message `serial` on `channel`
+    /// (`GET /channels/{channel}/messages/{serial}`, as ably-js `getMessage`), retried as
+    /// publishes are; `None` when Ably knows no such message (404).
+    pub async fn get_message(
+        &self,
+        channel: &str,
+        serial: &str,
+        deadline: Instant,
+    ) -> Result<Option<StoredMessage>, AblyError> {
+        let path = message_path(channel, serial)?;
+        match self
+            .send_with_retries(Method::GET, &path, None, deadline)
+            .await
+        {
+            Ok((_, answer)) => serde_json::from_slice(&answer).map(Some).map_err(|_| {
+                AblyError::InvalidResponse(
+                    "GET /channels/{id}/messages/{serial} did not return a message".into(),
+                )
+            }),
+            Err(AblyError::Rejected { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Updates, deletes or appends to a published message
+    /// (`PATCH /channels/{channel}/messages/{serial}`, the body as ably-js builds it),
+    /// retried as publishes are: the same body on every attempt.
+    pub async fn change_message(
+        &self,
+        channel: &str,
+        change: &MessageChange<'_>,
+        deadline: Instant,
+    ) -> Result<ChangeReceipt, AblyError> {
+        let (path, body) = prepare_change(channel, change)?;
+        let (attempts, answer) = self
+            .send_with_retries(Method::PATCH, &path, Some(body), deadline)
+            .await?;
+        Ok(ChangeReceipt {
+            version_serial: version_serial(&answer),
             attempts,
         })
     }
@@ -253,14 +303,15 @@ impl AblyClient {
         }
     }
 
-    /// POSTs `body` to `path` until success, a non-retryable answer, the attempt limit
-    /// or the deadline; returns the number of attempts made.
+    /// Sends `method` to `path` (with `body`) until success, a non-retryable answer, the
+    /// attempt limit or the deadline; returns the number of attempts made and the answer.
     async fn send_with_retries(
         &self,
+        method: Method,
         path: &str,
-        body: Bytes,
+        body: Option<Bytes>,
         deadline: Instant,
-    ) -> Result<u32, AblyError> {
+    ) -> Result<(u32, Bytes), AblyError> {
         let policy = &self.retry;
         let budget = |deadline: Instant| {
             deadline
@@ -293,11 +344,11 @@ impl AblyClient {
             let url = format!("{host}{path}");
             let timeout = policy.request_timeout.min(left);
             let failure = match self
-                .attempt(Method::POST, &url, Some(body.clone()), timeout)
+                .attempt(method.clone(), &url, body.clone(), timeout)
                 .await
             {
                 Ok((status, answer)) => match self.classify(status, &answer) {
-                    Classified::Success => return Ok(attempts),
+                    Classified::Success => return Ok((attempts, answer)),
                     Classified::Fatal(err) => return Err(err),
                     Classified::Retryable(failure) => failure,
                 },
@@ -305,9 +356,10 @@ impl AblyClient {
             };
             tracing::warn!(
                 attempt = attempts,
+                method = %method,
                 host = %host,
                 failure = %failure,
-                "Ably publish attempt failed"
+                "Ably request attempt failed"
             );
             last = Some(failure);
         }

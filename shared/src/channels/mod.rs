@@ -11,7 +11,8 @@
 //!
 //! `*`: broker/admin/service only.
 //!
-//! Capabilities (every resource gets `history`, `presence`, `publish`, `subscribe`):
+//! Capabilities (every resource gets `history`, `presence`, `publish`, `subscribe`;
+//! conversations also the rights to change messages, see [`capability`]):
 //! - customer JWT: `conversation:{id}` for each listed conversation, `sms:{userId}:*`,
 //!   `contacts:{userId}`, `notifications:{userId}`;
 //! - broker: `conversation:*` plus its own `sms`/`contacts`/`notifications` channels;

@@ -12,8 +12,8 @@ pub enum ApiError {
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
-    #[error("Not found")]
-    NotFound,
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
     #[error("Method not allowed")]
     MethodNotAllowed { allow: &'static [&'static str] },
     #[error("{message}")]
@@ -54,6 +54,12 @@ impl ApiError {
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound {
             code,
             message: message.into(),
         }
@@ -120,7 +126,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -136,10 +142,10 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
             | ApiError::PayloadTooLarge { code, .. }
             | ApiError::BadGateway { code, .. }
             | ApiError::Unavailable { code, .. } => code,
-            ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal_error",

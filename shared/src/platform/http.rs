@@ -107,7 +107,7 @@ where
     };
 
     let outcome = match route {
-        None => Err(ApiError::NotFound),
+        None => Err(ApiError::not_found("not_found", "Not found")),
         Some(route) if method == Method::OPTIONS => Ok(preflight(route, http, origin.as_deref())),
         Some(route) if !route.methods.iter().any(|m| *m == method.as_str()) => {
             Err(ApiError::MethodNotAllowed {

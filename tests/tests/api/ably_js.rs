@@ -17,8 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::helpers::{api_request, bearer, node_dir, run_node, stack_var, token_state};
-
-const OPS: &str = r#"["history","presence","publish","subscribe"]"#;
+use crate::helpers::{OPS, OWN_OPS};
 
 /// Serves the token handler over HTTP on a free loopback port; returns the base URL.
 async fn serve_token_function(state: TokenState) -> String {
@@ -122,7 +121,7 @@ async fn run_ably_js(run: Run) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ably_js_exchanges_our_token_request_with_ably() {
     let capability = format!(
-        r#"{{"contacts:e2e-user":{OPS},"conversation:conv-e2e":{OPS},"notifications:e2e-user":{OPS},"sms:e2e-user:*":{OPS}}}"#
+        r#"{{"contacts:e2e-user":{OPS},"conversation:conv-e2e":{OWN_OPS},"notifications:e2e-user":{OPS},"sms:e2e-user:*":{OPS}}}"#
     );
     let stdout = run_ably_js(Run {
         bearer: bearer("e2e-user", "customer", &["conv-e2e"]),
@@ -142,7 +141,7 @@ async fn ably_js_exchanges_our_token_request_with_ably() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ably_js_uses_our_ably_jwt_with_auth_params_for_one_conversation() {
-    let capability = format!(r#"{{"conversation:conv-j1":{OPS}}}"#);
+    let capability = format!(r#"{{"conversation:conv-j1":{OWN_OPS}}}"#);
     let stdout = run_ably_js(Run {
         bearer: bearer("e2e-jwt", "customer", &["conv-j1", "conv-j2"]),
         client_id: "customer:e2e-jwt",

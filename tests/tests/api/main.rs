@@ -21,6 +21,7 @@ mod openapi;
 mod polling;
 mod proxy;
 mod publish;
+mod publish_changes;
 mod ratelimit;
 mod redis_client;
 mod resume;

@@ -45,7 +45,12 @@ pub async fn post_token_as(
     .await
 }
 
+/// What sms, contacts and notifications channels grant.
 pub const OPS: &str = r#"["history","presence","publish","subscribe"]"#;
+/// What a conversation grants a customer, a session or a broker: its own messages change.
+pub const OWN_OPS: &str = r#"["annotation-publish","history","message-delete-own","message-update-own","presence","publish","subscribe"]"#;
+/// What a conversation grants admin and service: anyone's messages change.
+pub const ANY_OPS: &str = r#"["annotation-publish","history","message-delete-any","message-update-any","presence","publish","subscribe"]"#;
 
 /// The documented algorithm, written out independently of the product code:
 /// base64(HMAC-SHA256(secret, keyName\nttl\ncapability\nclientId\ntimestamp\nnonce\n)).

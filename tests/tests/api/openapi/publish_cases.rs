@@ -23,7 +23,30 @@ pub(super) async fn answers(a: &mut Answers) {
     let ok = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path_regex("^/channels/.*/messages$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"messageId": "m"})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"messageId": "m", "serials": ["s-1"]})),
+        )
+        .mount(&ok)
+        .await;
+    // The message `s-1` of user-1, `s-2` of someone else; no other.
+    for (serial, client_id) in [("s-1", "customer:user-1"), ("s-2", "customer:user-2")] {
+        Mock::given(method("GET"))
+            .and(path_regex(format!("^/channels/.*/messages/{serial}$")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"serial": serial, "clientId": client_id, "name": "message:user", "action": 0}),
+            ))
+            .mount(&ok)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path_regex("^/channels/.*/messages/.+$"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            json!({"error": {"code": 40400, "statusCode": 404, "message": "not found"}}),
+        ))
+        .mount(&ok)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"versionSerial": "v-1"})))
         .mount(&ok)
         .await;
     let refusing = MockServer::start().await;
@@ -44,6 +67,12 @@ pub(super) async fn answers(a: &mut Answers) {
     ];
     let msg = |channel: &str, event: &str| {
         json!({"channelName": channel, "eventName": event, "data": {"text": "hi"}}).to_string()
+    };
+    // A change of `serial` with `rest` (`,"key":value...`) appended to the body.
+    let change = |action: &str, serial: &str, rest: &str| {
+        format!(
+            r#"{{"channelName":"conversation:conv-1","action":"{action}","serial":"{serial}"{rest}}}"#
+        )
     };
     let big = json!({"channelName": "conversation:conv-1", "eventName": "message:user", "data": "x".repeat(65 * 1024)}).to_string();
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(81 * 1024));
@@ -83,6 +112,15 @@ pub(super) async fn answers(a: &mut Answers) {
             case("publish: data too large", "POST", p).headers(&h).body(&big),
             case("publish: body too large", "POST", p).headers(&h).body(&huge),
             case("publish: preflight", "OPTIONS", p),
+            case("publish: update", "POST", p).headers(&h).body(&change("message.update", "s-1", r#","data":{"text":"edited"},"description":"typo","metadata":{"k":"v"}"#)),
+            case("publish: delete", "POST", p).headers(&h).body(&change("message.delete", "s-1", "")),
+            case("publish: append", "POST", p).headers(&h).body(&change("message.append", "s-1", r#","eventName":"message:user","data":" more""#)),
+            case("publish: change not theirs", "POST", p).headers(&h).body(&change("message.delete", "s-2", "")),
+            case("publish: change unknown serial", "POST", p).headers(&h).body(&change("message.delete", "s-9", "")),
+            case("publish: change bad action", "POST", p).headers(&h).body(&change("meta", "s-1", "")),
+            case("publish: change no serial", "POST", p).headers(&h).body(&change("message.delete", "", "")),
+            case("publish: change no data", "POST", p).headers(&h).body(&change("message.update", "s-1", "")),
+            case("publish: change bad version", "POST", p).headers(&h).body(&change("message.delete", "s-1", r#","metadata":{"":"v"}"#)),
         ],
     )
     .await;

@@ -78,7 +78,7 @@ async fn issue_then_redeem_sets_a_session_cookie_that_token_and_publish_accept()
     assert_eq!(ably["clientId"], json!("customer-conv-r1"));
     assert_eq!(
         ably["capability"],
-        json!(r#"{"conversation:conv-r1":["history","presence","publish","subscribe"]}"#)
+        json!(format!(r#"{{"conversation:conv-r1":{OWN_OPS}}}"#))
     );
     let other = post_token(
         &token,

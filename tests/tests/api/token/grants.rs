@@ -79,7 +79,7 @@ async fn a_customer_gets_a_signed_token_request_for_exactly_its_channels() {
     assert_eq!(
         capability(&body),
         format!(
-            r#"{{"contacts:u-1":{OPS},"conversation:conv-a":{OPS},"conversation:conv-b":{OPS},"notifications:u-1":{OPS},"sms:u-1:*":{OPS}}}"#
+            r#"{{"contacts:u-1":{OPS},"conversation:conv-a":{OWN_OPS},"conversation:conv-b":{OWN_OPS},"notifications:u-1":{OPS},"sms:u-1:*":{OPS}}}"#
         )
     );
 }
@@ -87,21 +87,32 @@ async fn a_customer_gets_a_signed_token_request_for_exactly_its_channels() {
 #[tokio::test]
 async fn capabilities_per_role_and_for_a_session() {
     let state = token_state(&[]);
-    let resources = |body: &Value| -> Vec<String> {
+    let resources = |body: &Value, conversation_ops: &str| -> Vec<String> {
         let cap: Value = serde_json::from_str(&capability(body)).unwrap();
         let map = cap.as_object().unwrap();
-        for ops in map.values() {
-            assert_eq!(ops.to_string(), OPS);
+        for (resource, ops) in map {
+            let expected = match resource.starts_with("conversation:") {
+                true => conversation_ops,
+                false => OPS,
+            };
+            assert_eq!(ops.to_string(), expected, "{resource}");
         }
         map.keys().cloned().collect()
     };
     let cases = [
         (
-            bearer("c-0", "customer", &[]),
-            vec!["contacts:c-0", "notifications:c-0", "sms:c-0:*"],
+            bearer("c-0", "customer", &["conv-0"]),
+            OWN_OPS,
+            vec![
+                "contacts:c-0",
+                "conversation:conv-0",
+                "notifications:c-0",
+                "sms:c-0:*",
+            ],
         ),
         (
             bearer("b-1", "broker", &["conv-ignored"]),
+            OWN_OPS,
             vec![
                 "contacts:b-1",
                 "conversation:*",
@@ -111,17 +122,19 @@ async fn capabilities_per_role_and_for_a_session() {
         ),
         (
             bearer("a-1", "admin", &[]),
+            ANY_OPS,
             vec!["contacts:*", "conversation:*", "notifications:*", "sms:*"],
         ),
         (
             bearer("s-1", "service", &[]),
+            ANY_OPS,
             vec!["contacts:*", "conversation:*", "notifications:*", "sms:*"],
         ),
     ];
-    for (token, expected) in cases {
+    for (token, conversation_ops, expected) in cases {
         let body = body_json(&post_token_as(&state, &token, "{}").await);
         assert_signed_token_request(&body);
-        assert_eq!(resources(&body), expected);
+        assert_eq!(resources(&body, conversation_ops), expected);
         let cap = capability(&body);
         assert!(!cap.contains(' ') && !cap.contains('\n'), "{cap}");
     }
@@ -133,7 +146,7 @@ async fn capabilities_per_role_and_for_a_session() {
     assert_eq!(body["clientId"], json!("customer-conv-77"));
     assert_eq!(
         capability(&body),
-        format!(r#"{{"conversation:conv-77":{OPS}}}"#)
+        format!(r#"{{"conversation:conv-77":{OWN_OPS}}}"#)
     );
 }
 
@@ -145,7 +158,7 @@ async fn one_conversation_when_asked_and_only_if_allowed() {
     assert_signed_token_request(&body);
     assert_eq!(
         capability(&body),
-        format!(r#"{{"conversation:conv-2":{OPS}}}"#)
+        format!(r#"{{"conversation:conv-2":{OWN_OPS}}}"#)
     );
 
     let response = post_token_as(&state, &customer, r#"{"conversationId":"conv-3"}"#).await;
@@ -159,7 +172,13 @@ async fn one_conversation_when_asked_and_only_if_allowed() {
     let body = body_json(&post_token_as(&state, &broker, r#"{"conversationId":"any-conv"}"#).await);
     assert_eq!(
         capability(&body),
-        format!(r#"{{"conversation:any-conv":{OPS}}}"#)
+        format!(r#"{{"conversation:any-conv":{OWN_OPS}}}"#)
+    );
+    let admin = bearer("a-2", "admin", &[]);
+    let body = body_json(&post_token_as(&state, &admin, r#"{"conversationId":"any-conv"}"#).await);
+    assert_eq!(
+        capability(&body),
+        format!(r#"{{"conversation:any-conv":{ANY_OPS}}}"#)
     );
 
     let cookie = format!("__Host-chat_session={}", session_token("conv-s"));
@@ -250,7 +269,7 @@ async fn form_encoded_bodies_as_ably_js_sends_them() {
     assert_eq!(body["clientId"], json!("customer:u-5"));
     assert_eq!(
         capability(&body),
-        format!(r#"{{"conversation:conv-f":{OPS}}}"#)
+        format!(r#"{{"conversation:conv-f":{OWN_OPS}}}"#)
     );
     assert_eq!(body["ttl"], json!(120_000));
 
@@ -307,7 +326,7 @@ async fn format_jwt_is_an_ably_jwt_signed_with_the_key() {
     assert_eq!(
         capability,
         format!(
-            r#"{{"contacts:u-7":{OPS},"conversation:conv-j":{OPS},"notifications:u-7":{OPS},"sms:u-7:*":{OPS}}}"#
+            r#"{{"contacts:u-7":{OPS},"conversation:conv-j":{OWN_OPS},"notifications:u-7":{OPS},"sms:u-7:*":{OPS}}}"#
         )
     );
     assert_eq!(body["expires"], json!((iat + 600) * 1000));
