@@ -301,3 +301,220 @@ async fn each_route_admits_only_its_roles_and_well_formed_queries() {
         assert_eq!(body_json(&response)["code"], code, "{path}");
     }
 }
+
+/// An ordinary message, an SLA warning, an agent joining and a forgery on `conv`, the
+/// report-worthy ones at `ms`.
+fn report_batch(conv: &str, ms: i64, n: usize) -> Vec<Value> {
+    let at = |k: i64| ms + k;
+    vec![
+        json!({"id": format!("{conv}-{n}-u"), "clientId": CUSTOMER, "name": "message:user", "timestamp": at(0), "data": {"text": "hello"}}),
+        json!({"id": format!("{conv}-{n}-w"), "clientId": "service:sla", "name": "sla:warning", "timestamp": at(1), "data": {"minutes": 5}}),
+        json!({"id": format!("{conv}-{n}-j"), "clientId": BROKER, "name": "agent_joined", "timestamp": at(2), "data": {"agentName": "Ann"}}),
+        json!({"id": format!("{conv}-{n}-f"), "clientId": CUSTOMER, "name": "sla:violation", "timestamp": at(3), "data": {}}),
+    ]
+}
+
+async fn report_page(app: &RecordsApp, query: &str) -> (Vec<String>, String) {
+    let response = app
+        .get_as("service", &format!("/api/chat/reports?{query}"))
+        .await;
+    let body = body_json(&response);
+    assert_eq!(response.status(), 200, "{query}: {body}");
+    let ids = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, body["cursor"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn reports_span_conversations_and_days_and_a_range_excludes() {
+    let app = RecordsApp::new().await;
+    let (a, b) = (unique("rep-a"), unique("rep-b"));
+    let now = chrono::Utc::now().timestamp_millis();
+    let (two_days, one_day, recent) = (now - 50 * 3_600_000, now - 26 * 3_600_000, now - 3_600_000);
+    deliver(&app.events, Via::Json, &a, &report_batch(&a, two_days, 0)).await;
+    deliver(&app.events, Via::Json, &b, &report_batch(&b, one_day, 1)).await;
+    deliver(&app.events, Via::Json, &a, &report_batch(&a, recent, 2)).await;
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let range = |from: i64| format!("from={}&to={}", iso(from), iso(now));
+
+    let (warnings, cursor) = report_page(
+        &app,
+        &format!("type=sla:warning&{}", range(now - 3 * 86_400_000)),
+    )
+    .await;
+    assert_eq!(
+        warnings,
+        [format!("{a}-0-w"), format!("{b}-1-w"), format!("{a}-2-w")]
+    );
+    assert_eq!(cursor, "", "the range holds no more");
+    // A range that starts after the first: it is left out.
+    let (later, _) = report_page(&app, &format!("type=sla:warning&{}", range(two_days + 10))).await;
+    assert_eq!(later, [format!("{b}-1-w"), format!("{a}-2-w")]);
+    // One at a time, across the day partitions, by the cursor.
+    let mut paged = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (ids, cursor) = report_page(
+            &app,
+            &format!(
+                "type=agent_joined&limit=1&after={after}&{}",
+                range(now - 3 * 86_400_000)
+            ),
+        )
+        .await;
+        paged.extend(ids);
+        if cursor.is_empty() {
+            break;
+        }
+        after = cursor;
+    }
+    assert_eq!(
+        paged,
+        [format!("{a}-0-j"), format!("{b}-1-j"), format!("{a}-2-j")]
+    );
+    // A customer's forged staff event is an untrusted one, not an SLA violation.
+    let (untrusted, _) = report_page(
+        &app,
+        &format!("type=untrusted&{}", range(now - 3 * 86_400_000)),
+    )
+    .await;
+    assert_eq!(
+        untrusted,
+        [format!("{a}-0-f"), format!("{b}-1-f"), format!("{a}-2-f")]
+    );
+    let (violations, _) = report_page(
+        &app,
+        &format!("type=sla:violation&{}", range(now - 3 * 86_400_000)),
+    )
+    .await;
+    assert!(violations.is_empty());
+    for (query, code) in [
+        ("type=nope".to_owned(), "invalid_type"),
+        (
+            format!("type=untrusted&from={}&to={}", iso(now), iso(now - 1)),
+            "invalid_range",
+        ),
+        (
+            format!(
+                "type=untrusted&from={}&to={}",
+                iso(now - 40 * 86_400_000),
+                iso(now)
+            ),
+            "invalid_range",
+        ),
+        ("type=untrusted&from=yesterday".to_owned(), "invalid_range"),
+        ("type=untrusted&after=bm9wZQ".to_owned(), "invalid_cursor"),
+    ] {
+        let response = app
+            .get_as("admin", &format!("/api/chat/reports?{query}"))
+            .await;
+        assert_eq!(body_json(&response)["code"], code, "{query}");
+    }
+    assert_eq!(
+        app.get_as("broker", "/api/chat/reports?type=untrusted")
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn no_ordinary_message_is_in_any_secondary_index() {
+    let app = RecordsApp::new().await;
+    let conv = unique("sparse");
+    let ms = chrono::Utc::now().timestamp_millis() - 60_000;
+    deliver(&app.events, Via::Json, &conv, &report_batch(&conv, ms, 0)).await;
+    let described = app
+        .events
+        .dynamo
+        .describe_table()
+        .table_name(&app.events.table)
+        .send()
+        .await
+        .unwrap();
+    let indexes: Vec<String> = described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name().map(str::to_owned))
+        .collect();
+    assert_eq!(indexes, ["reports"]);
+    for index in indexes {
+        let scanned = app
+            .events
+            .dynamo
+            .scan()
+            .table_name(&app.events.table)
+            .index_name(&index)
+            .send()
+            .await
+            .unwrap();
+        let mut types: Vec<String> = scanned.items().iter().map(|i| s(i, "event_type")).collect();
+        types.sort();
+        assert_eq!(
+            types,
+            ["agent_joined", "sla:violation", "sla:warning"],
+            "{index}"
+        );
+    }
+    assert_eq!(
+        app.events.chat_items().await.len(),
+        4,
+        "the ordinary message is in the table"
+    );
+}
+
+/// Write units of ordinary messages, and of report-worthy events, in the table as it is
+/// and as it was (the `by_type` index of every event), measured by DynamoDB Local through
+/// the counting forwarder `scripts/cost` uses.
+#[tokio::test]
+async fn an_ordinary_message_is_one_write_unit_where_by_type_made_it_two() {
+    let legacy = unique("chat-events-legacy");
+    dev_tools::table::ensure_legacy_chat_events_table(&crate::helpers::dynamo().await, &legacy)
+        .await
+        .unwrap();
+    let ms = chrono::Utc::now().timestamp_millis() - 60_000;
+    let messages: Vec<Value> = (0..20)
+        .map(|i| json!({"id": format!("plain-{i}"), "clientId": CUSTOMER, "name": "message:user",
+            "timestamp": ms + i, "data": {"text": "a message of a few words, as customers write them"}}))
+        .collect();
+    let mut measured = Vec::new();
+    for table in [Some(legacy.as_str()), None] {
+        let overrides: Vec<(&str, &str)> = table
+            .map(|t| ("CHAT_EVENTS_TABLE", t))
+            .into_iter()
+            .collect();
+        let (h, meter) = crate::helpers::metered_events(&overrides).await;
+        let conv = unique("wru");
+        let before = meter.snapshot();
+        deliver(&h, Via::Json, &conv, &messages).await;
+        let plain = meter.snapshot().since(&before).dynamo_write_units;
+        let before = meter.snapshot();
+        deliver(&h, Via::Json, &conv, &report_batch(&conv, ms, 9)[1..]).await;
+        let reported = meter.snapshot().since(&before).dynamo_write_units;
+        measured.push((plain / 20.0, reported / 3.0));
+    }
+    eprintln!(
+        "write units per ordinary message and per report-worthy event: by_type {:?}, reports {:?}",
+        measured[0], measured[1]
+    );
+    assert_eq!(
+        measured[0],
+        (2.0, 2.0),
+        "by_type: the table and the index, for every event"
+    );
+    assert_eq!(
+        measured[1],
+        (1.0, 2.0),
+        "reports: the index only for what reports read"
+    );
+}

@@ -5,12 +5,15 @@
 //! - `GET /api/chat/transcript` (admin, service): the compliance record, every archived
 //!   item of a conversation with every version, trusted or not, as JSON, NDJSON or CSV
 //!   ([`transcript`]).
+//! - `GET /api/chat/reports` (admin, service): the events of one report type across every
+//!   conversation in a time range, from the sparse `reports` index ([`reports`]).
 //!
 //! Bearer JWTs only (a chat session is a customer's, and reads neither), rate limited
 //! per caller on every route together.
 
 pub mod context;
 pub mod item;
+pub mod reports;
 pub mod state;
 pub mod transcript;
 
@@ -34,12 +37,17 @@ pub const SERVICE: Service = Service {
             path: TRANSCRIPT_PATH,
             methods: &["GET"],
         },
+        Route {
+            path: REPORTS_PATH,
+            methods: &["GET"],
+        },
     ],
     max_body_bytes: 0,
 };
 
 const CONTEXT_PATH: &str = "/api/chat/context";
 const TRANSCRIPT_PATH: &str = "/api/chat/transcript";
+const REPORTS_PATH: &str = "/api/chat/reports";
 
 pub async fn handle(state: &RecordsState, req: Request) -> Response<Body> {
     serve(&SERVICE, &state.config.http, req, |req, ctx| {
@@ -55,6 +63,7 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     match ctx.route {
         CONTEXT_PATH => context::context(state, &req, &ctx).await,
+        REPORTS_PATH => reports::reports(state, &req, &ctx).await,
         _ => transcript::transcript(state, &req, &ctx).await,
     }
 }

@@ -111,6 +111,13 @@ pub(super) async fn answers(a: &mut Answers) {
             .headers(&ad),
             case("transcript: no identity", "GET", tr),
             case("transcript: preflight", "OPTIONS", tr),
+            case("reports", "GET", "/api/chat/reports?type=untrusted").headers(&ad),
+            case("reports: range", "GET", "/api/chat/reports?type=sla:warning&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z&limit=5").headers(&ad),
+            case("reports: bad type", "GET", "/api/chat/reports?type=message").headers(&ad),
+            case("reports: bad cursor", "GET", "/api/chat/reports?type=untrusted&after=x").headers(&ad),
+            case("reports: broker", "GET", "/api/chat/reports?type=untrusted").headers(&b),
+            case("reports: no identity", "GET", "/api/chat/reports"),
+            case("reports: preflight", "OPTIONS", "/api/chat/reports"),
         ],
     )
     .await;
