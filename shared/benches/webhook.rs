@@ -6,12 +6,14 @@
 //!
 //! `cargo bench -p chat-core --bench webhook`
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use aws_lambda_events::sqs::SqsEvent;
 use chat_core::ably::webhook::{parse, parse_msgpack, signature, WebhookVerifier};
 use chat_core::ably::WebhookKeys;
 use chat_core::platform::env::Secret;
+use chat_core::storage::erasure::{conversations_of, skip_erased};
 use chat_core::storage::{
     EventStoreConfig, EventStores, Keys, RedisClient, RedisConfig, RetentionConfig,
 };
@@ -177,7 +179,62 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The erasure check's in-process part beside the same 1000 events: the delivery's
+    // conversations (whose tombstones one BatchGetItem looks up) and every event held
+    // against its conversation's erasure (one of them erased, before the events).
+    let body = batched_body(1000);
+    let sig = signature::sign(secret, &body);
+    let erased: HashMap<String, String> =
+        HashMap::from([("conv-1".to_owned(), "2025-01-01T00:00:00.000Z".to_owned())]);
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("1000_erasure_check", |b| {
+        b.iter(|| {
+            assert!(verifier.verify(Some("app.key"), Some(&sig), &body).is_ok());
+            let mut batch = parse(black_box(&body)).expect("valid batch");
+            let lookup = conversations_of(&batch.events).len();
+            skip_erased(&mut batch, black_box(&erased));
+            let redis_args = cache.planned_calls(&batch.events, batch.lifecycle, 1_763_000_000_000);
+            let dynamo_writes = archive.write_requests(&batch.events, 1_763_000_000);
+            black_box((lookup, redis_args, dynamo_writes))
+        })
+    });
     group.finish();
+
+    // The lookup itself, one strongly consistent BatchGetItem for the 5 conversations of
+    // a 1000-event webhook, against DynamoDB Local when the dev stack's settings are in
+    // the environment (`set -a; . .dev/stack.env; set +a`); skipped otherwise.
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let table = std::env::var("CHAT_EVENTS_TABLE").unwrap_or_else(|_| "chat-events".into());
+        let local = runtime.block_on(async {
+            let client = chat_core::storage::dynamo::client();
+            EventStores::new(
+                &EventStoreConfig {
+                    table: table.clone(),
+                    retention: config.retention.clone(),
+                },
+                redis.clone(),
+                Keys::default(),
+                client,
+                false,
+            )
+            .archive
+        });
+        let conversations = ["conv-0", "conv-1", "conv-2", "conv-3", "conv-4"];
+        let mut lookup = c.benchmark_group("erasure_lookup_dynamodb_local");
+        lookup.bench_function("5_conversations", |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    local
+                        .erased_at(&conversations, until)
+                        .await
+                        .expect("lookup")
+                })
+            })
+        });
+        lookup.finish();
+    }
 
     let body = batched_body(1000);
     let batch = parse(&body).unwrap();

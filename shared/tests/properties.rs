@@ -151,6 +151,7 @@ mod ownership {
             id().prop_map(|conversation_id| Caller::Session {
                 conversation_id,
                 email: "someone@example.com".into(),
+                issued_at: 0,
             }),
         ]
     }

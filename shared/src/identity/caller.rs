@@ -66,6 +66,9 @@ pub enum Caller {
     Session {
         conversation_id: String,
         email: String,
+        /// When the session was issued (`iat`, Unix seconds): an erasure of the
+        /// conversation refuses every session issued at or before it.
+        issued_at: u64,
     },
 }
 
@@ -127,6 +130,7 @@ pub(crate) mod samples {
         Caller::Session {
             conversation_id: id.into(),
             email: "a@b.c".into(),
+            issued_at: 0,
         }
     }
 }
@@ -145,6 +149,7 @@ mod tests {
         let session = Caller::Session {
             conversation_id: "c1".into(),
             email: "a@b.c".into(),
+            issued_at: 0,
         };
         assert_eq!(user.client_id(), "broker:u1");
         assert_eq!(user.id_for_rate_limit(), "user:u1");
@@ -184,6 +189,7 @@ mod tests {
         let session = Caller::Session {
             conversation_id: "c1".into(),
             email: "a@b.co".into(),
+            issued_at: 0,
         };
         assert_eq!(
             Role::of_publisher(Some(&session.client_id())),

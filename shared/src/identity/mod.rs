@@ -162,13 +162,19 @@ mod tests {
         let token = sessions
             .issue("conv-9", "a@example.com", Duration::from_secs(60))
             .unwrap();
+        let Caller::Session {
+            conversation_id,
+            email,
+            issued_at,
+        } = auth.verify_session(&token).unwrap()
+        else {
+            panic!("a session token verifies into a session");
+        };
         assert_eq!(
-            auth.verify_session(&token).unwrap(),
-            Caller::Session {
-                conversation_id: "conv-9".into(),
-                email: "a@example.com".into()
-            }
+            (conversation_id.as_str(), email.as_str()),
+            ("conv-9", "a@example.com")
         );
+        assert!(issued_at.abs_diff(crate::platform::clock::unix_seconds()) <= 1);
         assert_eq!(
             BearerVerifier::new(&identity.jwt)
                 .verify(&token)

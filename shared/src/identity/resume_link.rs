@@ -40,6 +40,9 @@ pub struct ResumeClaims {
     pub email: EmailAddress,
     /// Unix seconds.
     pub expires_at: u64,
+    /// When the link was issued (`iat`, Unix seconds; 0 when absent): an erasure of the
+    /// conversation refuses every link issued at or before it.
+    pub issued_at: u64,
 }
 
 #[derive(Serialize)]
@@ -60,6 +63,7 @@ struct IncomingClaims {
     conversation_id: String,
     email: String,
     exp: u64,
+    iat: Option<u64>,
 }
 
 /// Mints and verifies link tokens; keys and rules are built once.
@@ -148,6 +152,7 @@ impl ResumeLinks {
             conversation_id: claims.conversation_id,
             email,
             expires_at: claims.exp,
+            issued_at: claims.iat.unwrap_or(0),
         })
     }
 

@@ -51,6 +51,7 @@ impl SessionVerifier {
             email: String,
             role: Option<IgnoredAny>,
             exp: f64,
+            iat: Option<f64>,
         }
         let claims: Claims = decode(token, &self.key, &self.validation)?;
         if claims.role.is_some() || EmailAddress::parse(&claims.email).is_err() {
@@ -61,6 +62,9 @@ impl SessionVerifier {
             Caller::Session {
                 conversation_id: claims.conversation_id,
                 email: claims.email,
+                // Every session this backend issues carries `iat`; one without it is
+                // treated as issued at the epoch, so any erasure refuses it.
+                issued_at: claims.iat.unwrap_or(0.0) as u64,
             },
             claims.exp as u64,
         ))

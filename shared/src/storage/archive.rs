@@ -276,6 +276,18 @@ impl EventArchive {
         }
     }
 
+    /// One `BatchWriteItem` of at most 25 requests (puts or deletes), unprocessed ones
+    /// retried with backoff until `deadline`.
+    pub(crate) async fn write_requests_until(
+        &self,
+        requests: Vec<WriteRequest>,
+        deadline: Instant,
+    ) -> Result<(), ArchiveError> {
+        self.write_chunk(requests, deadline)
+            .await
+            .map_err(|unwritten| unwritten.error)
+    }
+
     async fn write_chunk(
         &self,
         mut requests: Vec<WriteRequest>,

@@ -74,8 +74,8 @@ pub struct ScriptCall {
 /// The Redis hot cache of recent events per conversation.
 #[derive(Debug, Clone)]
 pub struct EventCache {
-    redis: RedisClient,
-    keys: Keys,
+    pub(crate) redis: RedisClient,
+    pub(crate) keys: Keys,
     ttl_seconds: u64,
     max_events: u32,
     pubsub_bridge: bool,

@@ -30,6 +30,7 @@ pub const EPOCH_PARTITION: &str = "_cache";
 const EPOCH_ITEM: &str = "epoch";
 const NUMBER: &str = "epoch";
 const SETTLED_AFTER: &str = "settled_after";
+const ERASURES: &str = "erasures";
 
 /// The longest a reader trusts an epoch it read, and what a writer whose cache write
 /// failed waits after moving the epoch on before its events may reach DynamoDB.
@@ -48,6 +49,9 @@ pub struct CacheEpoch {
     /// ended, so DynamoDB holds all it was going to write: only then may a list be proven
     /// again.
     pub settled_after_ms: i64,
+    /// Moved on by one for every erasure: a reader that remembers which conversations
+    /// were erased looks again only once it moved ([`crate::storage::erasure::ErasureWatch`]).
+    pub erasures: u64,
 }
 
 impl CacheEpoch {
@@ -190,6 +194,7 @@ impl EpochWatch {
         Ok(CacheEpoch {
             number: u64::try_from(number(NUMBER)).unwrap_or(0),
             settled_after_ms: number(SETTLED_AFTER),
+            erasures: u64::try_from(number(ERASURES)).unwrap_or(0),
         })
     }
 
@@ -233,6 +238,23 @@ impl EpochWatch {
                 .map_err(|e| ArchiveError::Request(describe_sdk_error(&e))),
             Err(e) => Err(ArchiveError::Request(describe_sdk_error(&e))),
         }
+    }
+
+    /// Counts an erasure, after its tombstone is recorded: every reader's view of the
+    /// epoch is newer than this within [`SNAPSHOT_MAX_AGE`], and from then on it looks a
+    /// conversation's tombstone up again before it admits a session or link of it.
+    pub async fn count_erasure(&self) -> Result<(), ArchiveError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key()))
+            .update_expression("ADD #e :one")
+            .expression_attribute_names("#e", ERASURES)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| ArchiveError::Request(describe_sdk_error(&e)))
     }
 
     /// For the writer that recorded `recorded` ([`Self::advance`]) and whose writes have
@@ -282,6 +304,7 @@ mod tests {
         let epoch = CacheEpoch {
             number: 3,
             settled_after_ms: 1_000,
+            erasures: 0,
         };
         let current = EpochView::Current(epoch);
         assert!(current.trusts(3));

@@ -416,6 +416,7 @@ mod tests {
     const EPOCH: EpochView = EpochView::Current(CacheEpoch {
         number: 4,
         settled_after_ms: 0,
+        erasures: 0,
     });
 
     #[test]

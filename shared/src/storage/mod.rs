@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod dynamo;
 pub mod epoch;
+pub mod erasure;
 pub mod history;
 pub mod item;
 pub mod keys;

@@ -11,6 +11,7 @@ mod changes;
 mod config;
 mod delivery;
 mod dynamo;
+mod erasure;
 mod events;
 mod faults;
 mod forgery;

@@ -8,6 +8,7 @@
 //! DynamoDB, so no reader trusts a list that lacks an event DynamoDB holds
 //! ([`crate::storage::epoch`]).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::platform::clock;
 use crate::storage::archive::{ArchiveError, ArchiveReport};
 use crate::storage::cache::CacheOutcome;
 use crate::storage::epoch::SNAPSHOT_MAX_AGE;
+use crate::storage::erasure::{conversations_of, skip_erased};
 use crate::storage::RedisError;
 
 /// One delivery (a webhook, a direct invoke, one SQS or Kinesis record): its raw bytes
@@ -73,6 +75,8 @@ struct Unreadable<'a> {
 enum Treated<'a> {
     Parsed(Parsed),
     Unreadable(Unreadable<'a>),
+    /// Whether its conversations were erased is not known: nothing of it is stored.
+    Unknown(ArchiveError),
 }
 
 /// Stores `deliveries` in both stores and the dead letters, within `until`; one
@@ -85,16 +89,32 @@ pub async fn mirror(
 ) -> Vec<Outcome> {
     let now_ms = clock::now_ms();
     let now_secs = now_ms.div_euclid(1000);
+    let mut deliveries = deliveries;
+    for delivery in &mut deliveries {
+        if let Ok(batch) = &mut delivery.parsed {
+            // An event DynamoDB cannot hold would fail every redelivery; one past its
+            // retention would come back from the dead; one from the future would hide
+            // every later one from a polling cursor.
+            state.stores.archive.skip_unarchivable(batch, now_ms);
+        }
+    }
+    // An erased conversation's events dated at or before its erasure never come back,
+    // whichever path redelivers them. A delivery whose erasures are unknown stores
+    // nothing: it comes again.
+    let (erased, unknown) = erasures(state, &deliveries, until).await;
     let mut events: Vec<ChatEvent> = Vec::new();
     let mut lifecycle = 0;
     let mut treated = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
+    for (delivery, unknown) in deliveries.into_iter().zip(unknown) {
+        if let Some(err) = unknown {
+            counts.dynamodb_failed = true;
+            tracing::warn!(error = %err, "the erasure lookup failed; the delivery comes again");
+            treated.push(Treated::Unknown(err));
+            continue;
+        }
         treated.push(match delivery.parsed {
             Ok(mut batch) => {
-                // An event DynamoDB cannot hold would fail every redelivery; one past its
-                // retention would come back from the dead; one from the future would hide
-                // every later one from a polling cursor.
-                state.stores.archive.skip_unarchivable(&mut batch, now_ms);
+                skip_erased(&mut batch, &erased);
                 let start = events.len();
                 if events.is_empty() {
                     // The usual single delivery: its events, moved as they are.
@@ -120,14 +140,14 @@ pub async fn mirror(
         .iter()
         .filter_map(|t| match t {
             Treated::Parsed(p) => Some(p),
-            Treated::Unreadable(_) => None,
+            Treated::Unreadable(_) | Treated::Unknown(_) => None,
         })
         .collect();
     let unreadable: Vec<&Unreadable<'_>> = treated
         .iter()
         .filter_map(|t| match t {
             Treated::Unreadable(u) => Some(u),
-            Treated::Parsed(_) => None,
+            Treated::Parsed(_) | Treated::Unknown(_) => None,
         })
         .collect();
     counts.received += events.len();
@@ -183,6 +203,7 @@ pub async fn mirror(
                     cache,
                 })
             }
+            Treated::Unknown(error) => Outcome::NotStored(error),
             Treated::Unreadable(Unreadable { error, .. }) => {
                 match (kept.next().unwrap_or(Err(ArchiveError::Timeout)), error) {
                     (Ok(()), PayloadError::TooLarge(items)) => Outcome::TooLarge(items),
@@ -192,6 +213,60 @@ pub async fn mirror(
             }
         })
         .collect()
+}
+
+/// The erasure time of every erased conversation the deliveries' events belong to (no
+/// lookup when they hold no event), and per delivery, why its erasures are unknown. One
+/// lookup for all; if DynamoDB refuses it, one per delivery, so that a delivery it
+/// cannot answer for does not hold back the others.
+async fn erasures(
+    state: &EventsState,
+    deliveries: &[Delivery<'_>],
+    until: Instant,
+) -> (HashMap<String, String>, Vec<Option<ArchiveError>>) {
+    let each: Vec<Vec<&str>> = deliveries
+        .iter()
+        .map(|d| match &d.parsed {
+            Ok(batch) => conversations_of(&batch.events),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    let mut unknown = vec![None; deliveries.len()];
+    let mut all: Vec<&str> = each.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.is_empty() {
+        return (HashMap::new(), unknown);
+    }
+    let archive = &state.stores.archive;
+    let err = match archive.erased_at(&all, until).await {
+        Ok(erased) => return (erased, unknown),
+        Err(err) => err,
+    };
+    if each.iter().filter(|ids| !ids.is_empty()).count() == 1 {
+        for (slot, ids) in unknown.iter_mut().zip(&each) {
+            if !ids.is_empty() {
+                *slot = Some(err.clone());
+            }
+        }
+        return (HashMap::new(), unknown);
+    }
+    let apart = futures::future::join_all(each.iter().map(|ids| async move {
+        if ids.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            archive.erased_at(ids, until).await
+        }
+    }))
+    .await;
+    let mut erased = HashMap::new();
+    for (slot, found) in unknown.iter_mut().zip(apart) {
+        match found {
+            Ok(found) => erased.extend(found),
+            Err(err) => *slot = Some(err),
+        }
+    }
+    (erased, unknown)
 }
 
 /// Both stores, the cache first (see the module's documentation).

@@ -7,11 +7,14 @@
 //!   ([`transcript`]).
 //! - `GET /api/chat/reports` (admin, service): the events of one report type across every
 //!   conversation in a time range, from the sparse `reports` index ([`reports`]).
+//! - `POST /api/chat/erase` (admin): erases a conversation everywhere, keeping a
+//!   content-free tombstone that keeps it erased ([`erase`]).
 //!
 //! Bearer JWTs only (a chat session is a customer's, and reads neither), rate limited
 //! per caller on every route together.
 
 pub mod context;
+pub mod erase;
 pub mod item;
 pub mod reports;
 pub mod state;
@@ -41,13 +44,18 @@ pub const SERVICE: Service = Service {
             path: REPORTS_PATH,
             methods: &["GET"],
         },
+        Route {
+            path: ERASE_PATH,
+            methods: &["POST"],
+        },
     ],
-    max_body_bytes: 0,
+    max_body_bytes: 4 * 1024,
 };
 
 const CONTEXT_PATH: &str = "/api/chat/context";
 const TRANSCRIPT_PATH: &str = "/api/chat/transcript";
 const REPORTS_PATH: &str = "/api/chat/reports";
+const ERASE_PATH: &str = "/api/chat/erase";
 
 pub async fn handle(state: &RecordsState, req: Request) -> Response<Body> {
     serve(&SERVICE, &state.config.http, req, |req, ctx| {
@@ -64,6 +72,7 @@ async fn route(
     match ctx.route {
         CONTEXT_PATH => context::context(state, &req, &ctx).await,
         REPORTS_PATH => reports::reports(state, &req, &ctx).await,
+        ERASE_PATH => erase::erase(state, &req, &ctx).await,
         _ => transcript::transcript(state, &req, &ctx).await,
     }
 }
@@ -94,13 +103,18 @@ async fn admit(
 fn conversation_param(req: &Request) -> Result<String, ApiError> {
     let id = query_param(req, "conversationId")?
         .ok_or_else(|| ApiError::bad_request("invalid_query", "conversationId is required"))?;
-    ChannelName::conversation(&id).map_err(|_| {
+    valid_conversation(&id)?;
+    Ok(id)
+}
+
+/// 400 `invalid_identifier` unless `id` is a well-formed conversation id.
+fn valid_conversation(id: &str) -> Result<(), ApiError> {
+    ChannelName::conversation(id).map(|_| ()).map_err(|_| {
         ApiError::bad_request(
             "invalid_identifier",
             "conversationId must match ^[A-Za-z0-9_-]{1,128}$",
         )
-    })?;
-    Ok(id)
+    })
 }
 
 /// The `limit` query parameter: `default` when absent, else an integer from 1 to `max`.

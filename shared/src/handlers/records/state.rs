@@ -4,6 +4,8 @@ use crate::identity::{Authenticator, JwtConfig};
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::http::HttpConfig;
 use crate::storage::archive::EventArchive;
+use crate::storage::cache::EventCache;
+use crate::storage::epoch::EpochWatch;
 use crate::storage::history::HistoryReader;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
 use crate::storage::{EventStoreConfig, EventStores, RedisClient, RedisConfig};
@@ -44,6 +46,8 @@ pub struct RecordsState {
     pub auth: Authenticator,
     pub history: HistoryReader,
     pub archive: EventArchive,
+    pub cache: EventCache,
+    pub epoch: EpochWatch,
     pub limiter: RateLimiter,
 }
 
@@ -66,6 +70,8 @@ impl RecordsState {
             auth: Authenticator::bearer_only(&config.jwt),
             history: stores.history(),
             archive: stores.archive,
+            cache: stores.cache,
+            epoch: stores.epoch,
             // The record is DynamoDB's: without Redis the limit fails open, as polling does.
             limiter: RateLimiter::new(
                 redis,

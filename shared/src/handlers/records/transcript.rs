@@ -82,15 +82,17 @@ pub(super) async fn transcript(
         })?;
     admit(state, req, ctx, &[Role::Admin, Role::Service]).await?;
     let now_secs = clock::now_ms().div_euclid(1000);
-    let entries = state
-        .archive
-        .after(
+    let (entries, tombstone) = tokio::join!(
+        state.archive.after(
             &conversation_id,
             cursor.as_ref().map(EventCursor::key),
             limit,
             now_secs,
-        )
-        .await
+        ),
+        state.archive.tombstone(&conversation_id),
+    );
+    let (entries, tombstone) = entries
+        .and_then(|entries| Ok((entries, tombstone?)))
         .map_err(|e| {
             ApiError::unavailable(
                 "record_unavailable",
@@ -113,7 +115,7 @@ pub(super) async fn transcript(
                 conversation_id: &conversation_id,
                 items: &items,
                 cursor: &next,
-                erased_at: None,
+                erased_at: tombstone.as_ref().map(|t| t.erased_at.as_str()),
             },
         )),
         Format::Ndjson => {

@@ -36,6 +36,7 @@ pub(super) async fn issue(
     email: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let caller = state.auth.authenticate(&ctx.method, req.headers())?;
+    super::refuse_erased_session(state, &caller).await?;
     let caller_id = caller.id_for_rate_limit();
     ctx.set_caller(caller_id.clone());
 

@@ -63,6 +63,7 @@ pub(super) async fn redeem(
             return Err(refused);
         }
     };
+    super::refuse_erased(state, &claims.conversation_id, claims.issued_at).await?;
     // One round trip: the attempt is counted, the link consumed and the history read.
     let cached = consume(state, &client, &claims).await?;
 

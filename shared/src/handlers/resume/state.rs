@@ -10,6 +10,7 @@ use crate::identity::{Authenticator, IdentityConfig, SessionIssuer};
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::http::HttpConfig;
 use crate::platform::realtime::RealtimeRollout;
+use crate::storage::erasure::ErasureWatch;
 use crate::storage::history::HistoryReader;
 use crate::storage::keys::Keys;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
@@ -99,6 +100,9 @@ pub struct ResumeState {
     pub links: ResumeLinks,
     pub sessions: SessionIssuer,
     pub history: HistoryReader,
+    /// Which conversations were erased, and when: their sessions and links issued before
+    /// are refused.
+    pub erasures: ErasureWatch,
     pub mail: Arc<dyn MailSender>,
     pub caller_limiter: RateLimiter,
     pub email_limiter: RateLimiter,
@@ -126,8 +130,9 @@ impl ResumeState {
             RateLimiter::new(redis.clone(), keys.clone(), scope, limit, policy)
         };
         // The mirror is the only publisher: reading history never bridges.
-        let history =
-            EventStores::new(&config.stores, redis.clone(), keys.clone(), dynamo, false).history();
+        let stores = EventStores::new(&config.stores, redis.clone(), keys.clone(), dynamo, false);
+        let history = stores.history();
+        let erasures = ErasureWatch::new(stores.archive, stores.epoch);
         // Issuing credentials and accepting them are refused without a working limiter;
         // polling goes on, since DynamoDB is its fallback when Redis is down.
         ResumeState {
@@ -151,6 +156,7 @@ impl ResumeState {
                 Duration::from_secs(config.resume_ttl_seconds),
             ),
             history,
+            erasures,
             mail,
             redis,
             keys,

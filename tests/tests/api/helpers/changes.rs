@@ -38,6 +38,8 @@ pub enum Via {
     Json,
     Msgpack,
     Sqs,
+    /// One record of a Kinesis invocation, as Ably's Kinesis rule writes it (JSON).
+    Kinesis,
 }
 
 pub const EVERY_WAY: [Via; 3] = [Via::Json, Via::Msgpack, Via::Sqs];
@@ -137,16 +139,33 @@ pub async fn deliver(h: &EventsApp, via: Via, conv: &str, messages: &[Value]) ->
                 "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ably-events", "awsRegion": "us-east-1"
             });
-            let event = json!({"Records": [record]});
-            let payload = RawValue::from_string(event.to_string()).unwrap();
-            let mut context = Context::default();
-            context.request_id = unique("invocation");
-            context.deadline = (chrono::Utc::now().timestamp_millis() + 20_000) as u64;
-            let answer = invoke(&h.state, LambdaEvent::new(payload, context))
-                .await
-                .expect("invocation");
-            assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
-            answer
+            invoke_records(h, json!({"Records": [record]})).await
+        }
+        Via::Kinesis => {
+            use base64::Engine as _;
+            let sequence = format!("49590{:020}", rand::random::<u32>());
+            let record = json!({
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": conv, "sequenceNumber": sequence,
+                    "data": base64::engine::general_purpose::STANDARD.encode(body.to_string()),
+                    "approximateArrivalTimestamp": 1796083200.5},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": format!("shardId-000000000000:{sequence}"),
+                "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/ably-events",
+                "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/ably-events"
+            });
+            invoke_records(h, json!({"Records": [record]})).await
         }
     }
+}
+
+/// Invokes the events function with an SQS or Kinesis event; every record must settle.
+async fn invoke_records(h: &EventsApp, event: Value) -> Value {
+    let payload = RawValue::from_string(event.to_string()).unwrap();
+    let mut context = Context::default();
+    context.request_id = unique("invocation");
+    context.deadline = (chrono::Utc::now().timestamp_millis() + 20_000) as u64;
+    let answer = invoke(&h.state, LambdaEvent::new(payload, context))
+        .await
+        .expect("invocation");
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    answer
 }

@@ -12,17 +12,40 @@ pub struct RecordsApp {
     pub events: EventsApp,
 }
 
+/// A records state over an events function's table and Redis key prefix.
+pub async fn records_state_over(events: &EventsApp) -> RecordsState {
+    let config = RecordsConfig::load(env_with(&[
+        ("CHAT_EVENTS_TABLE", events.table.as_str()),
+        ("REDIS_KEY_PREFIX", events.prefix.as_str()),
+        ("RATE_LIMIT_RECORDS_MAX", "1000"),
+    ]))
+    .expect("records config");
+    let redis = RedisClient::new(&config.redis);
+    RecordsState::with_clients(config, redis, crate::helpers::dynamo().await)
+}
+
+/// `POST /api/chat/erase` of `conversation` on `state`, as a bearer caller of `role`.
+pub async fn erase_as(state: &RecordsState, role: &str, conversation: &str) -> Response<Body> {
+    let auth = format!("Bearer {}", bearer(&format!("{role}-1"), role, &[]));
+    handle(
+        state,
+        api_request(
+            "POST",
+            "/api/chat/erase",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(&serde_json::json!({"conversationId": conversation}).to_string()),
+        ),
+    )
+    .await
+}
+
 impl RecordsApp {
     pub async fn new() -> Self {
         let events = EventsApp::new().await;
-        let config = RecordsConfig::load(env_with(&[
-            ("CHAT_EVENTS_TABLE", events.table.as_str()),
-            ("REDIS_KEY_PREFIX", events.prefix.as_str()),
-            ("RATE_LIMIT_RECORDS_MAX", "1000"),
-        ]))
-        .expect("records config");
-        let redis = RedisClient::new(&config.redis);
-        let state = RecordsState::with_clients(config, redis, crate::helpers::dynamo().await);
+        let state = records_state_over(&events).await;
         RecordsApp { state, events }
     }
 

@@ -1,4 +1,5 @@
-//! The records function's cases: the AI context and the transcript in every format.
+//! The records function's cases: the AI context, the transcript in every format, reports
+//! and erasure.
 
 use serde_json::json;
 
@@ -118,6 +119,27 @@ pub(super) async fn answers(a: &mut Answers) {
             case("reports: broker", "GET", "/api/chat/reports?type=untrusted").headers(&b),
             case("reports: no identity", "GET", "/api/chat/reports"),
             case("reports: preflight", "OPTIONS", "/api/chat/reports"),
+            case("erase", "POST", "/api/chat/erase")
+                .headers(&ad)
+                .body(r#"{"conversationId":"conv-erase","reason":"data-subject request"}"#),
+            case("erase: again", "POST", "/api/chat/erase")
+                .headers(&ad)
+                .body(r#"{"conversationId":"conv-erase"}"#),
+            case("erase: unknown field", "POST", "/api/chat/erase")
+                .headers(&ad)
+                .body(r#"{"conversationId":"conv-erase","all":true}"#),
+            case("erase: not json", "POST", "/api/chat/erase")
+                .headers(&ad)
+                .body("conv-erase"),
+            case("erase: bad conversation", "POST", "/api/chat/erase")
+                .headers(&ad)
+                .body(r#"{"conversationId":"a b"}"#),
+            case("erase: broker", "POST", "/api/chat/erase")
+                .headers(&b)
+                .body(r#"{"conversationId":"conv-erase"}"#),
+            case("erase: no identity", "POST", "/api/chat/erase")
+                .body(r#"{"conversationId":"conv-erase"}"#),
+            case("erase: preflight", "OPTIONS", "/api/chat/erase"),
         ],
     )
     .await;

@@ -54,11 +54,17 @@ async fn redeeming_hydrates_the_newest_20_events_from_redis_then_from_dynamodb()
 
 #[tokio::test]
 async fn a_spent_link_still_yields_a_session_when_history_cannot_be_read() {
-    // The Redis list is empty and the archive table does not exist: history fails.
+    // The Redis list is empty and DynamoDB refuses every query: history fails. (The
+    // conversation's tombstone, one GetItem, is read: a link is never redeemed without
+    // knowing its conversation was not erased; see the test below.)
     let r = ResumeApp::new().await;
-    let broken = r
-        .sibling(&[("CHAT_EVENTS_TABLE", "no-such-table-for-resume-tests")])
-        .await;
+    let redis = chat_core::storage::redis::RedisClient::new(&r.state.config.redis);
+    let broken = resume_state_with(
+        &r.events,
+        &[],
+        redis,
+        refusing_dynamo(&["KeyConditionExpression"], usize::MAX),
+    );
     let token = r.link("conv-nohist").await;
     let response = redeem_on(&broken, &token).await;
     assert_eq!(response.status(), 200, "{:?}", body_json(&response));
@@ -83,6 +89,21 @@ async fn a_spent_link_still_yields_a_session_when_history_cannot_be_read() {
     .await;
     assert_eq!(poll.status(), 503);
     assert_eq!(body_json(&poll)["code"], json!("history_unavailable"));
+}
+
+#[tokio::test]
+async fn a_link_is_not_spent_while_the_archive_cannot_say_whether_it_was_erased() {
+    // The archive table does not exist: the tombstone cannot be read.
+    let r = ResumeApp::new().await;
+    let broken = r
+        .sibling(&[("CHAT_EVENTS_TABLE", "no-such-table-for-resume-tests")])
+        .await;
+    let token = r.link("conv-notomb").await;
+    let response = redeem_on(&broken, &token).await;
+    assert_eq!(response.status(), 503, "{:?}", body_json(&response));
+    assert_eq!(body_json(&response)["code"], json!("history_unavailable"));
+    // Not spent: once the archive answers, the same link is redeemed.
+    assert_eq!(r.redeem(&token).await.status(), 200);
 }
 
 #[tokio::test]
