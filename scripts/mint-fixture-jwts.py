@@ -287,6 +287,29 @@ def main():
         ),
     )
 
+    write(
+        "chat-records/context.json",
+        http_event(
+            "records-context",
+            "GET",
+            "/api/chat/context",
+            query={"conversationId": "conv-1", "limit": "20"},
+            headers={"authorization": f"Bearer {broker}"},
+            seq=10,
+        ),
+    )
+    write(
+        "chat-records/transcript-csv.json",
+        http_event(
+            "records-transcript-csv",
+            "GET",
+            "/api/chat/transcript",
+            query={"conversationId": "conv-1", "format": "csv"},
+            headers={"authorization": f"Bearer {admin}"},
+            seq=11,
+        ),
+    )
+
 
 if __name__ == "__main__":
     main()

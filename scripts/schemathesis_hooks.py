@@ -87,3 +87,13 @@ def no_undocumented_server_error(ctx, response, case):
             f"{response.text[:300]}"
         )
     return None
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson(ctx, response):
+    """The transcript's NDJSON: one JSON item per line, validated as the array
+    openapi.yaml describes."""
+    import json
+
+    text = response.content.decode(response.encoding or "utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

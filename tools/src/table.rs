@@ -1,5 +1,7 @@
 //! The chat events table as the local stack and the tests create it: the schema
-//! `template.yaml` gives production (keys, the `by_type` index, TTL on `expires_at`).
+//! `template.yaml` gives production (keys, the sparse `reports` index, TTL on
+//! `expires_at`); and, to measure what it replaced, the table as it was before (the
+//! `by_type` index of every event).
 
 use std::time::Duration;
 
@@ -8,12 +10,30 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use chat_core::storage::dynamo::{BY_TYPE_INDEX, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use chat_core::storage::dynamo::{
+    LEGACY_TYPE_INDEX, PARTITION_KEY, REPORTS_INDEX, REPORT_KEY, SORT_KEY, TTL_ATTRIBUTE,
+};
 
-/// Creates the chat events table with its `by_type` index and TTL unless it exists, and
+/// Creates the chat events table with its `reports` index and TTL unless it exists, and
 /// waits until it is active. Used by the local stack and the tests; production tables
 /// come from `template.yaml` with the same schema.
 pub async fn ensure_chat_events_table(client: &Client, table: &str) -> anyhow::Result<()> {
+    ensure_table(client, table, Schema::Current).await
+}
+
+/// The table as it was before the `reports` index: `by_type` (`event_type`,
+/// `occurred_at`, every attribute) instead. For measurements only.
+pub async fn ensure_legacy_chat_events_table(client: &Client, table: &str) -> anyhow::Result<()> {
+    ensure_table(client, table, Schema::Legacy).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    Current,
+    Legacy,
+}
+
+async fn ensure_table(client: &Client, table: &str, schema: Schema) -> anyhow::Result<()> {
     let exists = match client.describe_table().table_name(table).send().await {
         Ok(_) => true,
         Err(err) => {
@@ -40,21 +60,27 @@ pub async fn ensure_chat_events_table(client: &Client, table: &str) -> anyhow::R
                 .key_type(kind)
                 .build()
         };
-        let created = client
+        let (index, index_keys): (&str, [&str; 2]) = match schema {
+            Schema::Current => (REPORTS_INDEX, [REPORT_KEY, SORT_KEY]),
+            Schema::Legacy => (LEGACY_TYPE_INDEX, ["event_type", "occurred_at"]),
+        };
+        let mut create = client
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr(PARTITION_KEY)?)
-            .attribute_definitions(attr(SORT_KEY)?)
-            .attribute_definitions(attr("event_type")?)
-            .attribute_definitions(attr("occurred_at")?)
+            .attribute_definitions(attr(SORT_KEY)?);
+        for name in index_keys.iter().filter(|n| **n != SORT_KEY) {
+            create = create.attribute_definitions(attr(name)?);
+        }
+        let created = create
             .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
             .key_schema(key(SORT_KEY, KeyType::Range)?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(BY_TYPE_INDEX)
-                    .key_schema(key("event_type", KeyType::Hash)?)
-                    .key_schema(key("occurred_at", KeyType::Range)?)
+                    .index_name(index)
+                    .key_schema(key(index_keys[0], KeyType::Hash)?)
+                    .key_schema(key(index_keys[1], KeyType::Range)?)
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)

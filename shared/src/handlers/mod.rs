@@ -6,6 +6,7 @@
 
 pub mod ably_events;
 pub mod publish;
+pub mod records;
 pub mod resume;
 pub mod stats;
 pub mod token;
@@ -82,5 +83,14 @@ impl Function for resume::ResumeState {
     }
     fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
         resume::handle(self, req)
+    }
+}
+
+impl Function for records::RecordsState {
+    fn from_env(env: Env) -> Result<Self, ConfigError> {
+        records::RecordsState::from_env(env)
+    }
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        records::handle(self, req)
     }
 }

@@ -14,7 +14,14 @@ use crate::platform::env::Env;
 pub const PARTITION_KEY: &str = "conversation_id";
 pub const SORT_KEY: &str = "event_key";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
-pub const BY_TYPE_INDEX: &str = "by_type";
+/// The sparse index reports read: only report-worthy events carry its key
+/// ([`crate::storage::item::report_key`]), so an ordinary message is written once.
+pub const REPORTS_INDEX: &str = "reports";
+/// Its partition key: `{report type}#{day}`, so that no partition holds every tenant's
+/// events; its sort key is the table's [`SORT_KEY`].
+pub const REPORT_KEY: &str = "report_key";
+/// The index the table had before: every event by type, every write twice.
+pub const LEGACY_TYPE_INDEX: &str = "by_type";
 
 /// A DynamoDB client from the process environment, with the tight timeouts of
 /// [`aws_env`], so a slow table fails inside the Lambda's budget.

@@ -20,7 +20,7 @@ use crate::events::Payload;
 use crate::ably::webhook::WebhookBatch;
 use crate::events::event::{MAX_ITEM_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES};
 use crate::events::ChatEvent;
-use crate::storage::dynamo::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use crate::storage::dynamo::{PARTITION_KEY, REPORT_KEY, SORT_KEY, TTL_ATTRIBUTE};
 
 /// The attribute that records whether the channel table trusted the event's publisher.
 pub const TRUSTED_ATTRIBUTE: &str = "trusted";
@@ -60,7 +60,37 @@ pub(crate) fn event_item(
     for (name, value) in change_attributes(event) {
         item.insert(name.to_owned(), AttributeValue::S(value.into_owned()));
     }
+    if let Some(key) = report_key(event) {
+        item.insert(REPORT_KEY.to_owned(), AttributeValue::S(key));
+    }
     item
+}
+
+/// The report types `GET /api/chat/reports` serves: three trusted event types, and every
+/// untrusted event whatever its type.
+pub const REPORT_TYPES: [&str; 4] = ["sla:warning", "sla:violation", "agent_joined", "untrusted"];
+
+/// The report type of `event`, if it is report-worthy.
+pub fn report_type(event: &ChatEvent) -> Option<&'static str> {
+    if !event.trusted {
+        return Some("untrusted");
+    }
+    REPORT_TYPES[..3]
+        .iter()
+        .find(|t| **t == event.event_type)
+        .copied()
+}
+
+/// The reports index's partition key of a report type and a day (`YYYY-MM-DD`).
+pub fn report_partition(report_type: &str, day: &str) -> String {
+    format!("{report_type}#{day}")
+}
+
+/// The reports index's key of `event` (`{type}#{day of occurred_at}`); `None` for an
+/// ordinary event, which the sparse index never holds.
+pub fn report_key(event: &ChatEvent) -> Option<String> {
+    let day = event.occurred_at.get(..10)?;
+    report_type(event).map(|t| report_partition(t, day))
 }
 
 /// The attributes of a message that can change (see [`crate::events::change`]), as
@@ -166,6 +196,7 @@ fn item_bytes(event: &ChatEvent) -> usize {
         size += text("encoding", encoding);
     }
     size + text(PAYLOAD_ATTRIBUTE, event.payload.json())
+        + report_key(event).map_or(0, |key| text(REPORT_KEY, &key))
         + change_attributes(event)
             .iter()
             .map(|(name, value)| text(name, value))

@@ -184,7 +184,7 @@ fn every_alarm_reads_an_emitted_metric_and_every_failure_metric_has_one() {
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .map(|(name, _)| format!("Ref:{}", text(name)))
         .collect();
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for function in &functions {
         for metric in ["Errors", "Throttles"] {
             assert!(

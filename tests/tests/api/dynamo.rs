@@ -22,7 +22,8 @@ async fn the_stack_table_exists_with_index_and_ttl() {
         .collect();
     assert_eq!(keys, [("conversation_id", "HASH"), ("event_key", "RANGE")]);
     let gsi = &t.global_secondary_indexes()[0];
-    assert_eq!(gsi.index_name(), Some("by_type"));
+    assert_eq!(t.global_secondary_indexes().len(), 1);
+    assert_eq!(gsi.index_name(), Some("reports"));
     assert_eq!(gsi.index_status(), Some(&IndexStatus::Active));
     let ttl = client
         .describe_time_to_live()
@@ -49,8 +50,9 @@ async fn table_creation_is_idempotent_and_items_round_trip_through_the_index() {
         .table_name(&table)
         .item("conversation_id", s("conv-1"))
         .item("event_key", s("2026-11-22T00:00:00.000Z#m1"))
-        .item("event_type", s("message:user"))
+        .item("event_type", s("sla:warning"))
         .item("occurred_at", s("2026-11-22T00:00:00.000Z"))
+        .item("report_key", s("sla:warning#2026-11-22"))
         .item("expires_at", AttributeValue::N("1900000000".into()))
         .send()
         .await
@@ -66,21 +68,21 @@ async fn table_creation_is_idempotent_and_items_round_trip_through_the_index() {
         .unwrap();
     assert_eq!(
         item.item().unwrap().get("event_type"),
-        Some(&s("message:user"))
+        Some(&s("sla:warning"))
     );
 
-    let by_type = client
+    let reports = client
         .query()
         .table_name(&table)
-        .index_name("by_type")
-        .key_condition_expression("event_type = :t")
-        .expression_attribute_values(":t", s("message:user"))
+        .index_name("reports")
+        .key_condition_expression("report_key = :k")
+        .expression_attribute_values(":k", s("sla:warning#2026-11-22"))
         .send()
         .await
         .unwrap();
-    assert_eq!(by_type.count(), 1);
+    assert_eq!(reports.count(), 1);
     assert_eq!(
-        by_type.items()[0].get("conversation_id"),
+        reports.items()[0].get("conversation_id"),
         Some(&s("conv-1"))
     );
     client

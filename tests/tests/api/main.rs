@@ -23,6 +23,7 @@ mod proxy;
 mod publish;
 mod publish_changes;
 mod ratelimit;
+mod records;
 mod redis_client;
 mod resume;
 mod rollout;

@@ -90,7 +90,7 @@ fn every_secret_comes_from_secrets_manager_and_each_function_reads_only_its_own(
             assert!(given.contains("AblyWebhookKeysSecret"));
         }
     }
-    assert_eq!(functions, 5);
+    assert_eq!(functions, 6);
     // One secret per value.
     let secrets = resources
         .values()

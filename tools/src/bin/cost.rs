@@ -2,7 +2,7 @@
 //!
 //! `cost --prices FILE [--bin-dir target/lambda] [--events-dir events]
 //!       [--template template.yaml] [--runs 5] [--warm 20] [--cold-share 0.01]
-//!       [--only NAME,...] [--json FILE] [--log FILE]`
+//!       [--only NAME,...] [--legacy-index] [--json FILE] [--log FILE]`
 //!
 //! Needs the local stack's settings in the environment (`.dev/stack.env`). Ably is
 //! answered by a mock started here; Upstash and DynamoDB are reached through counting
@@ -46,6 +46,10 @@ struct Args {
     /// The share of invocations that are cold starts, between 0 and 1.
     #[arg(long, default_value_t = 0.01, value_parser = share)]
     cold_share: f64,
+    /// Measure against the table as it was before the sparse `reports` index: with the
+    /// `by_type` index of every event, for a before/after comparison.
+    #[arg(long)]
+    legacy_index: bool,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -111,9 +115,12 @@ async fn main() -> anyhow::Result<()> {
         );
         // A fresh table per scenario, so earlier scenarios' items do not slow later ones.
         let table = format!("{session}-{index}");
-        dev_tools::table::ensure_chat_events_table(&dynamo, &table)
-            .await
-            .with_context(|| format!("creating table {table}"))?;
+        let created = if args.legacy_index {
+            dev_tools::table::ensure_legacy_chat_events_table(&dynamo, &table).await
+        } else {
+            dev_tools::table::ensure_chat_events_table(&dynamo, &table).await
+        };
+        created.with_context(|| format!("creating table {table}"))?;
         let result = measure(&scenario, memory, &table, &setup).await;
         if let Err(err) = dynamo.delete_table().table_name(&table).send().await {
             eprintln!("[cost] could not delete table {table}: {err}");

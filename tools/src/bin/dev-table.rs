@@ -1,4 +1,4 @@
-//! Creates the chat events table (with its `by_type` index and TTL) in DynamoDB Local.
+//! Creates the chat events table (with its sparse `reports` index and TTL) in DynamoDB Local.
 //! Env: `CHAT_EVENTS_TABLE` (or `--table`), `AWS_ENDPOINT_URL_DYNAMODB`, and the usual AWS
 //! region/keys.
 

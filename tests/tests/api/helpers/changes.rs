@@ -7,7 +7,30 @@ use lambda_http::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::{body_json, unique, EventsApp};
+use std::sync::Arc;
+
+use dev_tools::harness::meter::{self, Meter, Store};
+
+use super::{body_json, stack_var, unique, EventsApp};
+
+/// An events app (with `overrides`) whose DynamoDB requests go through the counting
+/// forwarder `scripts/cost` uses, so that DynamoDB Local's own write units can be read.
+pub async fn metered_events(overrides: &[(&str, &str)]) -> (EventsApp, Arc<Meter>) {
+    let meter = Arc::new(Meter::default());
+    let url = meter::start(
+        Store::DynamoDb,
+        &stack_var("AWS_ENDPOINT_URL_DYNAMODB"),
+        &meter,
+    )
+    .await
+    .unwrap();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        chat_core::storage::dynamo::config_builder()
+            .endpoint_url(url)
+            .build(),
+    );
+    (EventsApp::build(overrides, None, Some(client)).await, meter)
+}
 
 /// How a delivery reaches the events function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chat_core::handlers::{ably_events, publish, resume, stats, token};
+use chat_core::handlers::{ably_events, publish, records, resume, stats, token};
 use chat_core::platform::http::Service;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -13,12 +13,13 @@ use serde_json::{json, Value};
 use crate::helpers::api_request;
 use crate::helpers::EventsApp;
 
-const SERVICES: [Service; 5] = [
+const SERVICES: [Service; 6] = [
     token::SERVICE,
     publish::SERVICE,
     ably_events::SERVICE,
     stats::SERVICE,
     resume::SERVICE,
+    records::SERVICE,
 ];
 
 pub fn spec() -> Value {
@@ -76,6 +77,7 @@ fn every_route_of_every_function_is_described_and_nothing_else() {
 
 mod events_cases;
 mod publish_cases;
+mod records_cases;
 mod resume_cases;
 mod stats_cases;
 mod token_cases;
@@ -215,6 +217,47 @@ fn departures(spec: &Value, seen: &Seen) -> Vec<String> {
             }
         }
     }
+    // A body in another documented media type: NDJSON lines valid as the array its
+    // schema describes, CSV whose first line is the documented header row.
+    let media_type = seen
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default();
+    if media_type != "application/json" {
+        if let Some(media) = response["content"].get(media_type) {
+            let text = String::from_utf8_lossy(&seen.body);
+            match media_type {
+                "application/x-ndjson" => {
+                    // Its lines, as the array the schema describes.
+                    let lines: Result<Vec<Value>, _> =
+                        text.lines().map(serde_json::from_str::<Value>).collect();
+                    match lines {
+                        Err(e) => problems.push(format!("a line is not JSON: {e}")),
+                        Ok(lines) => {
+                            let v = validator(spec, &media["schema"]);
+                            let lines = Value::Array(lines);
+                            problems.extend(
+                                v.iter_errors(&lines)
+                                    .map(|e| format!("line at {}: {e}", e.instance_path())),
+                            );
+                        }
+                    }
+                }
+                _ => {
+                    let header = media["example"].as_str().and_then(|e| e.lines().next());
+                    if header.is_none() || text.lines().next() != header {
+                        problems.push(format!(
+                            "first line {:?} is not {header:?}",
+                            text.lines().next()
+                        ));
+                    }
+                }
+            }
+            return problems;
+        }
+    }
     match response["content"].get("application/json") {
         None if seen.body.is_empty() => {}
         None => problems.push(format!(
@@ -256,6 +299,7 @@ async fn the_handlers_answer_only_as_documented() {
     events_cases::answers(&mut answers, &h).await;
     stats_cases::answers(&mut answers, &h).await;
     resume_cases::answers(&mut answers, &h).await;
+    records_cases::answers(&mut answers).await;
 
     let mut failures = Vec::new();
     let mut seen: BTreeMap<(String, String), BTreeSet<u16>> = BTreeMap::new();
