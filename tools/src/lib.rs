@@ -5,8 +5,10 @@
 //! against a local Lambda Runtime API stand-in, in which [`coldstart`] measures their cold
 //! starts (`scripts/coldstart`) and [`cost`] runs them warm and cold and prices what they
 //! use (`scripts/cost`).
-//! [`table`] creates the chat events table for the local stack and the tests.
+//! [`ably_standin`] stands in for Ably's REST API and webhook integration rule in the dev
+//! stack. [`table`] creates the chat events table for the local stack and the tests.
 
+pub mod ably_standin;
 pub mod coldstart;
 pub mod cost;
 pub mod harness;
