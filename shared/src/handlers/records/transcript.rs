@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use crate::events::cursor::EventCursor;
 use crate::handlers::records::item::{RecordItem, CSV_HEADER};
-use crate::handlers::records::{admit, conversation_param, limit_param, RecordsState};
+use crate::handlers::records::{
+    admit, conversation_param, limit_param, record_unavailable, RecordsState,
+};
 use crate::identity::Role;
 use crate::platform::clock;
 use crate::platform::error::ApiError;
@@ -93,13 +95,7 @@ pub(super) async fn transcript(
     );
     let (entries, tombstone) = entries
         .and_then(|entries| Ok((entries, tombstone?)))
-        .map_err(|e| {
-            ApiError::unavailable(
-                "record_unavailable",
-                "The record is temporarily unavailable, please retry",
-            )
-            .caused_by(e)
-        })?;
+        .map_err(record_unavailable)?;
     let next = entries
         .last()
         .map(EventCursor::of)

@@ -125,6 +125,12 @@ pub(super) async fn answers(a: &mut Answers) {
             case("erase: again", "POST", "/api/chat/erase")
                 .headers(&ad)
                 .body(r#"{"conversationId":"conv-erase"}"#),
+            case(
+                "transcript: erased",
+                "GET",
+                "/api/chat/transcript?conversationId=conv-erase",
+            )
+            .headers(&ad),
             case("erase: unknown field", "POST", "/api/chat/erase")
                 .headers(&ad)
                 .body(r#"{"conversationId":"conv-erase","all":true}"#),
