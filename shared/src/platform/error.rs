@@ -85,6 +85,14 @@ impl ApiError {
             cause: None,
         }
     }
+    /// 503 `history_unavailable`: neither Redis nor DynamoDB could answer a history read.
+    pub fn history_unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        ApiError::unavailable(
+            "history_unavailable",
+            "History is temporarily unavailable, please retry",
+        )
+        .caused_by(cause)
+    }
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }

@@ -38,13 +38,7 @@ pub(super) async fn context(
         .history
         .recent_events(&conversation_id, limit)
         .await
-        .map_err(|e| {
-            ApiError::unavailable(
-                "history_unavailable",
-                "History is temporarily unavailable, please retry",
-            )
-            .caused_by(e)
-        })?;
+        .map_err(ApiError::history_unavailable)?;
     tracing::debug!(request_id = %ctx.request_id, ?source, events = messages.len(), "context answered");
     messages.reverse();
     Ok(json_response(

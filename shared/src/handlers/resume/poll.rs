@@ -96,13 +96,7 @@ pub(super) async fn poll(
         .history
         .page_after(&conversation_id, cursor.as_ref(), limit, cached, epoch)
         .await
-        .map_err(|e| {
-            ApiError::unavailable(
-                "history_unavailable",
-                "History is temporarily unavailable, please retry",
-            )
-            .caused_by(e)
-        })?;
+        .map_err(ApiError::history_unavailable)?;
     tracing::debug!(request_id = %ctx.request_id, source = ?page.source, events = page.events.len(), "poll answered");
     // Past the last event looked at, withheld ones included, so a poll never stalls on them.
     let cursor = page.last.or(cursor).map(|c| c.encode()).unwrap_or_default();
