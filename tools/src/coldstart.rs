@@ -79,6 +79,7 @@ pub fn default_scenarios(events_dir: &Path, webhook_events: usize) -> Vec<Scenar
         },
         file("ably-stats", "admin.json", 200),
         file("resume", "issue.json", 201),
+        file("chat-records", "context.json", 200),
     ]
 }
 

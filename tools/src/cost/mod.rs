@@ -393,6 +393,7 @@ impl Measured {
             api_gateway_requests: self.api_gateway_requests,
             sqs_requests: self.sqs_requests,
             dynamo_write_units: counts.dynamo_write_units,
+            dynamo_read_units: counts.dynamo_read_units,
             upstash_commands: counts.redis_commands as f64,
         }
     }

@@ -8,7 +8,7 @@
 //! Lambda         I x (B / 1000 x memory GB x $ per GB-s + $ per request)
 //! API Gateway    I x requests per invocation (512 KB increments) x $ per request
 //! SQS            I x (SendMessage per record + receives + deletes) x $ per request
-//! DynamoDB       I x write request units per invocation x $ per WRU
+//! DynamoDB       I x (write request units x $ per WRU + read request units x $ per RRU)
 //! Upstash        I x commands per invocation x $ per command
 //! ```
 
@@ -43,6 +43,8 @@ pub struct Prices {
     pub sqs_requests: Price,
     /// Per million write request units.
     pub dynamodb_write_request_units: Price,
+    /// Per million read request units.
+    pub dynamodb_read_request_units: Price,
     /// Per 100 000 commands.
     pub upstash_commands: Price,
 }
@@ -60,6 +62,7 @@ pub struct PerInvocation {
     pub api_gateway_requests: f64,
     pub sqs_requests: f64,
     pub dynamo_write_units: f64,
+    pub dynamo_read_units: f64,
     pub upstash_commands: f64,
 }
 
@@ -95,6 +98,7 @@ pub struct PerMillion {
     pub api_gateway_requests: f64,
     pub sqs_requests: f64,
     pub dynamo_write_units: f64,
+    pub dynamo_read_units: f64,
     pub upstash_commands: f64,
     pub usd: Dollars,
 }
@@ -107,6 +111,7 @@ pub fn per_million(inv: &PerInvocation, cold_share: f64, prices: &Prices) -> Per
     let api_gateway_requests = invocations * inv.api_gateway_requests;
     let sqs_requests = invocations * inv.sqs_requests;
     let dynamo_write_units = invocations * inv.dynamo_write_units;
+    let dynamo_read_units = invocations * inv.dynamo_read_units;
     let upstash_commands = invocations * inv.upstash_commands;
     let per_million = |count: f64, price: &Price| count / 1e6 * price.usd;
     PerMillion {
@@ -116,13 +121,15 @@ pub fn per_million(inv: &PerInvocation, cold_share: f64, prices: &Prices) -> Per
         api_gateway_requests,
         sqs_requests,
         dynamo_write_units,
+        dynamo_read_units,
         upstash_commands,
         usd: Dollars {
             lambda_duration: gb_seconds * prices.lambda_arm64_gb_second.usd,
             lambda_requests: per_million(invocations, &prices.lambda_requests),
             api_gateway: per_million(api_gateway_requests, &prices.api_gateway_http_requests),
             sqs: per_million(sqs_requests, &prices.sqs_requests),
-            dynamodb: per_million(dynamo_write_units, &prices.dynamodb_write_request_units),
+            dynamodb: per_million(dynamo_write_units, &prices.dynamodb_write_request_units)
+                + per_million(dynamo_read_units, &prices.dynamodb_read_request_units),
             upstash: upstash_commands / 1e5 * prices.upstash_commands.usd,
         },
     }
@@ -162,7 +169,7 @@ fn usd(value: f64) -> String {
 /// Measurements per scenario: durations, memory and what one invocation asks for.
 pub fn measured_table(measured: &[Measured]) -> String {
     let mut out = String::from(
-        "| scenario | function (memory) | processes x invocations | init ms (median) | first invoke ms (median) | cold billed ms (mean) | warm ms (median / p95) | warm billed ms (mean) | peak RSS MiB (max) | Upstash requests / commands | DynamoDB requests / items / WRU | API Gateway / SQS requests |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | function (memory) | processes x invocations | init ms (median) | first invoke ms (median) | cold billed ms (mean) | warm ms (median / p95) | warm billed ms (mean) | peak RSS MiB (max) | Upstash requests / commands | DynamoDB requests / items / WRU / RRU | API Gateway / SQS requests |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for m in measured {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
@@ -187,7 +194,7 @@ pub fn measured_table(measured: &[Measured]) -> String {
         let counts = m.warm_counts();
         let invocations = m.processes.first().map_or(0, |p| p.invocations.len());
         out.push_str(&format!(
-            "| {} | {} ({} MB) | {} x {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} | {:.1} | {} / {} | {} / {} / {:.0} | {} / {} |\n",
+            "| {} | {} ({} MB) | {} x {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} | {:.1} | {} / {} | {} / {} / {:.0} / {} | {} / {} |\n",
             m.scenario.name,
             m.scenario.function,
             m.memory_mb,
@@ -205,6 +212,7 @@ pub fn measured_table(measured: &[Measured]) -> String {
             counts.dynamo_requests,
             counts.dynamo_items_written,
             counts.dynamo_write_units,
+            grouped(counts.dynamo_read_units),
             m.api_gateway_requests,
             m.sqs_requests,
         ));
@@ -215,13 +223,13 @@ pub fn measured_table(measured: &[Measured]) -> String {
 /// What a million units use, and their total cost.
 pub fn usage_table(measured: &[Measured], cold_share: f64, prices: &Prices) -> String {
     let mut out = format!(
-        "| scenario | per 1M | Lambda invocations | billed ms per invocation ({}% cold) | Lambda GB-s | API Gateway requests | SQS requests | DynamoDB WRU | Upstash commands | $ per 1M |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | per 1M | Lambda invocations | billed ms per invocation ({}% cold) | Lambda GB-s | API Gateway requests | SQS requests | DynamoDB WRU | DynamoDB RRU | Upstash commands | $ per 1M |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         cold_share * 100.0
     );
     for m in measured {
         let p = per_million(&m.per_invocation(), cold_share, prices);
         out.push_str(&format!(
-            "| {} | {}s | {} | {:.2} | {:.1} | {} | {} | {} | {} | {} |\n",
+            "| {} | {}s | {} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} |\n",
             m.scenario.name,
             m.scenario.unit.name(),
             grouped(p.invocations),
@@ -230,6 +238,7 @@ pub fn usage_table(measured: &[Measured], cold_share: f64, prices: &Prices) -> S
             grouped(p.api_gateway_requests),
             grouped(p.sqs_requests),
             grouped(p.dynamo_write_units),
+            grouped(p.dynamo_read_units),
             grouped(p.upstash_commands),
             usd(p.usd.total()),
         ));
@@ -274,6 +283,10 @@ pub fn prices_table(prices: &Prices) -> String {
         (
             "DynamoDB on-demand writes",
             &prices.dynamodb_write_request_units,
+        ),
+        (
+            "DynamoDB on-demand reads",
+            &prices.dynamodb_read_request_units,
         ),
         ("Upstash Redis pay as you go", &prices.upstash_commands),
     ] {
@@ -327,6 +340,7 @@ pub fn to_json(measured: &[Measured], cold_share: f64, prices: &Prices) -> Value
                         "upstashCommands": c.redis_commands,
                         "dynamodbRequests": c.dynamo_requests,
                         "dynamodbWriteUnits": c.dynamo_write_units,
+                        "dynamodbReadUnits": c.dynamo_read_units,
                     })),
                     "perMillion": {
                         "coldShare": cold_share,
@@ -336,6 +350,7 @@ pub fn to_json(measured: &[Measured], cold_share: f64, prices: &Prices) -> Value
                         "apiGatewayRequests": p.api_gateway_requests,
                         "sqsRequests": p.sqs_requests,
                         "dynamodbWriteUnits": p.dynamo_write_units,
+                        "dynamodbReadUnits": p.dynamo_read_units,
                         "upstashCommands": p.upstash_commands,
                         "usd": {
                             "lambdaDuration": p.usd.lambda_duration,
@@ -374,6 +389,7 @@ mod tests {
             api_gateway_http_requests: price(1.00),
             sqs_requests: price(0.40),
             dynamodb_write_request_units: price(0.625),
+            dynamodb_read_request_units: price(0.125),
             upstash_commands: price(0.20),
         }
     }
@@ -381,7 +397,7 @@ mod tests {
     #[test]
     fn the_formula_adds_up_each_resource_per_million_units() {
         // A 100-event webhook: 8 ms warm, 20 ms cold, 256 MB, one request, one EVAL,
-        // 200 write units (100 items, table and index).
+        // 200 write units (100 items, table and index), 2 read units (two tombstones).
         let inv = PerInvocation {
             units: 100.0,
             memory_mb: 256,
@@ -390,6 +406,7 @@ mod tests {
             api_gateway_requests: 1.0,
             sqs_requests: 0.0,
             dynamo_write_units: 200.0,
+            dynamo_read_units: 2.0,
             upstash_commands: 1.0,
         };
         let p = per_million(&inv, 0.01, &prices());
@@ -401,9 +418,10 @@ mod tests {
         assert!((p.usd.lambda_requests - 0.002).abs() < 1e-12);
         assert!((p.usd.api_gateway - 0.01).abs() < 1e-12);
         assert_eq!(p.usd.sqs, 0.0);
-        assert!((p.usd.dynamodb - 1.25).abs() < 1e-12);
+        // 2 000 000 WRU x $0.625 + 20 000 RRU x $0.125 per million.
+        assert!((p.usd.dynamodb - 1.2525).abs() < 1e-12);
         assert!((p.usd.upstash - 0.02).abs() < 1e-12);
-        let sum = 20.3 * 0.0000133334 + 0.002 + 0.01 + 1.25 + 0.02;
+        let sum = 20.3 * 0.0000133334 + 0.002 + 0.01 + 1.2525 + 0.02;
         assert!((p.usd.total() - sum).abs() < 1e-12);
     }
 

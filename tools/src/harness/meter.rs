@@ -278,10 +278,43 @@ pub fn dynamo_usage(operation: &str, request: &[u8], answer: &[u8]) -> Usage {
         _ => 0,
     };
     let writes = items_written > 0 || operation.contains("Write");
+    // DynamoDB Local reports no capacity for a read of keys that hold no item; DynamoDB
+    // charges such a read its minimum (per key: 1 unit strongly consistent, 0.5
+    // eventually), which is what a tombstone lookup of a conversation never erased costs.
+    let read_units = match units {
+        0.0 if !writes && answer.get("__type").is_none() => minimum_read_units(operation, &request),
+        units if !writes => units,
+        _ => 0.0,
+    };
     Usage {
         write_units: if writes { units } else { 0.0 },
-        read_units: if writes { 0.0 } else { units },
+        read_units,
         items_written: items_written as u64,
+    }
+}
+
+/// The least a `GetItem` or `BatchGetItem` of `request` costs: per key, 1 read unit if
+/// strongly consistent, else 0.5.
+fn minimum_read_units(operation: &str, request: &Value) -> f64 {
+    let per_key = |consistent: &Value| {
+        if consistent == &Value::Bool(true) {
+            1.0
+        } else {
+            0.5
+        }
+    };
+    match operation {
+        "GetItem" => per_key(&request["ConsistentRead"]),
+        "BatchGetItem" => request["RequestItems"].as_object().map_or(0.0, |tables| {
+            tables
+                .values()
+                .map(|table| {
+                    table["Keys"].as_array().map_or(0, Vec::len) as f64
+                        * per_key(&table["ConsistentRead"])
+                })
+                .sum()
+        }),
+        _ => 0.0,
     }
 }
 
@@ -340,6 +373,18 @@ mod tests {
         );
         let query = br#"{"Items":[],"ConsumedCapacity":{"TableName":"t","CapacityUnits":0.5}}"#;
         assert_eq!(dynamo_usage("Query", b"{}", query).read_units, 0.5);
+        // Keys that hold nothing: DynamoDB Local reports no capacity, DynamoDB charges the
+        // minimum per key.
+        let lookup = br#"{"RequestItems":{"t":{"Keys":[{},{},{}],"ConsistentRead":true},"u":{"Keys":[{}]}}}"#;
+        let nothing = br#"{"Responses":{"t":[]},"UnprocessedKeys":{},"ConsumedCapacity":[]}"#;
+        assert_eq!(
+            dynamo_usage("BatchGetItem", lookup, nothing).read_units,
+            3.5
+        );
+        let get = br#"{"Key":{},"ConsistentRead":true}"#;
+        assert_eq!(dynamo_usage("GetItem", get, b"{}").read_units, 1.0);
+        let failed = br#"{"__type":"ResourceNotFoundException"}"#;
+        assert_eq!(dynamo_usage("GetItem", get, failed).read_units, 0.0);
         let asked = with_consumed_capacity(&Bytes::from_static(request));
         assert!(String::from_utf8_lossy(&asked).contains(r#""ReturnConsumedCapacity":"INDEXES""#));
     }
