@@ -5,6 +5,7 @@
 //! and direct invokes, calls [`ably_events::run`].
 
 pub mod ably_events;
+pub mod erased;
 pub mod publish;
 pub mod records;
 pub mod resume;

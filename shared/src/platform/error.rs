@@ -93,6 +93,14 @@ impl ApiError {
         )
         .caused_by(cause)
     }
+    /// 503 `record_unavailable`: the archive (DynamoDB) did not answer.
+    pub fn record_unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        ApiError::unavailable(
+            "record_unavailable",
+            "The record is temporarily unavailable, please retry",
+        )
+        .caused_by(cause)
+    }
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }

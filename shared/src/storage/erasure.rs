@@ -423,8 +423,8 @@ type Known = HashMap<String, (u64, Option<String>)>;
 /// Conversations remembered per process, at most; past it the memory starts again.
 const REMEMBERED: usize = 10_000;
 
-/// Whether a conversation was erased, as `resume` asks before it admits a session or a
-/// link: the tombstone, looked up once per conversation and process, and again only after
+/// Whether a conversation was erased, as `resume`, `ably-token` and `ably-publish` ask
+/// before they admit a session or a link ([`crate::handlers::erased`]): the tombstone, looked up once per conversation and process, and again only after
 /// an erasure anywhere moved the epoch item's `erasures` on (read at most every
 /// [`crate::storage::epoch::SNAPSHOT_MAX_AGE`] by the history reads anyway). So a poll
 /// served from Redis costs no DynamoDB read, and an erasure refuses its conversation's
@@ -450,6 +450,18 @@ impl ErasureWatch {
             epoch,
             known: Default::default(),
         }
+    }
+
+    /// The watch of a function that reads nothing else of the table (`ably-token` and
+    /// `ably-publish`, which admit chat sessions): its own archive and epoch clients.
+    pub fn over(
+        dynamo: aws_sdk_dynamodb::Client,
+        config: &crate::storage::EventStoreConfig,
+    ) -> Self {
+        ErasureWatch::new(
+            EventArchive::new(dynamo.clone(), config),
+            crate::storage::epoch::EpochWatch::new(dynamo, config.table.clone()),
+        )
     }
 
     /// When `conversation_id` was last erased; `None`: never. Without a current epoch

@@ -21,6 +21,10 @@ fn every_function_names_each_missing_required_variable() {
                 "RESUME_TOKEN_SECRET",
                 "UPSTASH_REDIS_REST_URL",
                 "UPSTASH_REDIS_REST_TOKEN",
+                "CHAT_EVENTS_TABLE",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
             ],
         ),
         (
@@ -33,6 +37,10 @@ fn every_function_names_each_missing_required_variable() {
                 "JWT_SECRET",
                 "UPSTASH_REDIS_REST_URL",
                 "UPSTASH_REDIS_REST_TOKEN",
+                "CHAT_EVENTS_TABLE",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
             ],
         ),
         (
@@ -126,6 +134,10 @@ fn secrets_are_never_printed_in_config_errors_or_debug_output() {
         ("RESUME_TOKEN_SECRET", format!("{secret}-resume")),
         ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:1".to_owned()),
         ("UPSTASH_REDIS_REST_TOKEN", secret.to_owned()),
+        ("CHAT_EVENTS_TABLE", "chat-events".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", secret.to_owned()),
     ]);
     let config = token::TokenConfig::load(ok).unwrap();
     assert!(!format!("{config:?}").contains(secret));

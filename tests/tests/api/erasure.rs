@@ -1,8 +1,9 @@
 //! `POST /api/chat/erase` over the real local stack (DynamoDB Local, Redis behind the
 //! Upstash REST proxy): a conversation erased from both stores, another left whole, and
 //! nothing that could bring the erased events back able to: a webhook redelivery, an SQS
-//! record and a Kinesis record are skipped as `erased`, an old session and an old resume
-//! link are refused; a new event after the erasure is stored.
+//! record and a Kinesis record are skipped as `erased`, an old session (by `resume`,
+//! `ably-token` and `ably-publish`) and an old resume link are refused; a new event after
+//! the erasure is stored.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_core::storage::dynamo::REPORTS_INDEX;
@@ -130,6 +131,31 @@ async fn erasure_removes_a_conversation_everywhere_and_nothing_brings_it_back() 
         }
     };
     assert_eq!(poll(old_session.clone(), gone.clone()).await.status(), 200);
+    // ably-token and ably-publish over the same table; nothing reaches Ably (a closed
+    // port): every publish below is refused before it.
+    let token = token_state(&[("CHAT_EVENTS_TABLE", &app.events.table)]);
+    let no_ably = format!("http://127.0.0.1:{}", closed_port());
+    let publisher = publish_state(&no_ably, &[("CHAT_EVENTS_TABLE", &app.events.table)]);
+    let publish_as = |cookie: String, conv: String| {
+        let publisher = &publisher;
+        async move {
+            let body = json!({"channelName": format!("conversation:{conv}"),
+                "eventName": "message:user", "data": "hi"})
+            .to_string();
+            chat_core::handlers::publish::handle(
+                publisher,
+                api_request(
+                    "POST",
+                    "/api/ably/publish",
+                    &[("cookie", cookie.as_str())],
+                    Some(&body),
+                ),
+            )
+            .await
+        }
+    };
+    let old_token = post_token(&token, &[("cookie", old_session.as_str())], None).await;
+    assert_eq!(old_token.status(), 200, "{:?}", body_json(&old_token));
 
     // Only an admin may erase.
     for role in ["broker", "service", "customer"] {
@@ -222,6 +248,19 @@ async fn erasure_removes_a_conversation_everywhere_and_nothing_brings_it_back() 
     let refused = app.redeem(&old_link).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(body_json(&refused)["code"], "conversation_erased");
+    // Nor does the old session get an Ably token (whose history capability would read
+    // Ably's own copy of the erased messages) or publish; a bearer customer of the
+    // conversation still gets one.
+    let refused = post_token(&token, &[("cookie", old_session.as_str())], None).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(body_json(&refused)["code"], "conversation_erased");
+    let refused = publish_as(old_session.clone(), gone.clone()).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(body_json(&refused)["code"], "conversation_erased");
+    let customer = bearer("u-1", "customer", &[gone.as_str()]);
+    let body = json!({"conversationId": gone}).to_string();
+    let admitted = post_token_as(&token, &customer, &body).await;
+    assert_eq!(admitted.status(), 200, "{:?}", body_json(&admitted));
     let transcript = chat_core::handlers::records::handle(
         &records,
         api_request(
@@ -258,6 +297,8 @@ async fn erasure_removes_a_conversation_everywhere_and_nothing_brings_it_back() 
         "timestamp": later, "data": {"text": "hello again"}});
     let answer = deliver(&app.events, Via::Json, &gone, &[fresh]).await;
     assert_eq!(answer["stored"], 1, "{answer}");
+    let admitted = post_token(&token, &[("cookie", new_session.as_str())], None).await;
+    assert_eq!(admitted.status(), 200, "{:?}", body_json(&admitted));
     let polled = poll(new_session, gone.clone()).await;
     let polled = body_json(&polled);
     let seen: Vec<&str> = polled["events"]

@@ -235,6 +235,12 @@ async fn publish(
     ctx.set_caller(caller.id_for_rate_limit());
     let valid = validate_request(&caller, req.body().as_ref())?;
     state.limiter.check(&caller.id_for_rate_limit()).await?;
+    crate::handlers::erased::refuse_erased_session(
+        &state.erasures,
+        &caller,
+        ApiError::record_unavailable,
+    )
+    .await?;
 
     let until = deadline(&req, Duration::ZERO, DEFAULT_BUDGET);
     let valid = match valid {

@@ -4,8 +4,9 @@ use crate::ably::{AblyClient, AblyConfig};
 use crate::identity::{Authenticator, IdentityConfig};
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::http::HttpConfig;
+use crate::storage::erasure::ErasureWatch;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
-use crate::storage::{RedisClient, RedisConfig};
+use crate::storage::{EventStoreConfig, RedisClient, RedisConfig};
 
 #[derive(Debug, Clone)]
 pub struct PublishConfig {
@@ -14,6 +15,9 @@ pub struct PublishConfig {
     pub identity: IdentityConfig,
     pub redis: RedisConfig,
     pub rate_limit: RateLimit,
+    /// `CHAT_EVENTS_TABLE`: where a chat session's conversation is looked up for an
+    /// erasure that refuses it.
+    pub archive: EventStoreConfig,
 }
 
 impl PublishConfig {
@@ -31,6 +35,7 @@ impl PublishConfig {
                     window_seconds: 60,
                 },
             ),
+            archive: EventStoreConfig::from_env(&mut env),
         };
         env.finish()?;
         Ok(config)
@@ -42,6 +47,8 @@ pub struct PublishState {
     pub auth: Authenticator,
     pub limiter: RateLimiter,
     pub ably: AblyClient,
+    /// Refuses the chat sessions of an erased conversation issued before its erasure.
+    pub erasures: ErasureWatch,
 }
 
 impl PublishState {
@@ -52,6 +59,15 @@ impl PublishState {
 
     /// Builds the state around a given Ably client (e.g. with other fallback hosts).
     pub fn with_ably(config: PublishConfig, ably: AblyClient) -> Self {
+        Self::with_clients(config, ably, crate::storage::dynamo::client())
+    }
+
+    /// Builds the state around given Ably and DynamoDB clients.
+    pub fn with_clients(
+        config: PublishConfig,
+        ably: AblyClient,
+        dynamo: aws_sdk_dynamodb::Client,
+    ) -> Self {
         let limiter = RateLimiter::new(
             RedisClient::new(&config.redis),
             config.redis.keys(),
@@ -65,6 +81,7 @@ impl PublishState {
                 .with_allowed_origin(config.http.cors_origin.clone()),
             limiter,
             ably,
+            erasures: ErasureWatch::over(dynamo, &config.archive),
             config,
         }
     }

@@ -25,7 +25,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::events::time::iso_millis;
-use crate::handlers::records::{admit, record_unavailable, RecordsState};
+use crate::handlers::records::{admit, RecordsState};
 use crate::identity::Role;
 use crate::platform::clock;
 use crate::platform::error::ApiError;
@@ -85,7 +85,7 @@ pub(super) async fn erase(
         .archive
         .record_erasure(&conversation_id, &erased_by, reason.as_deref(), &erased_at)
         .await
-        .map_err(record_unavailable)?;
+        .map_err(ApiError::record_unavailable)?;
     // Every reader's view of the epoch moves past this within the settling wait: by the
     // answer, every process refuses the conversation's earlier sessions and links.
     state

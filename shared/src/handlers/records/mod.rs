@@ -99,15 +99,6 @@ async fn admit(
     Ok(caller)
 }
 
-/// 503 `record_unavailable`: the archive did not answer.
-fn record_unavailable(cause: crate::storage::archive::ArchiveError) -> ApiError {
-    ApiError::unavailable(
-        "record_unavailable",
-        "The record is temporarily unavailable, please retry",
-    )
-    .caused_by(cause)
-}
-
 /// The `conversationId` query parameter, required and well formed.
 fn conversation_param(req: &Request) -> Result<String, ApiError> {
     let id = query_param(req, "conversationId")?

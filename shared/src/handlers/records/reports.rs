@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::events::time::iso_millis;
 use crate::handlers::records::item::RecordItem;
-use crate::handlers::records::{admit, limit_param, record_unavailable, RecordsState};
+use crate::handlers::records::{admit, limit_param, RecordsState};
 use crate::identity::Role;
 use crate::platform::clock;
 use crate::platform::error::ApiError;
@@ -82,7 +82,7 @@ pub(super) async fn reports(
             now.div_euclid(1000),
         )
         .await
-        .map_err(record_unavailable)?;
+        .map_err(ApiError::record_unavailable)?;
     Ok(json_response(
         StatusCode::OK,
         &ReportsBody {

@@ -18,9 +18,7 @@ use serde::Serialize;
 
 use crate::events::cursor::EventCursor;
 use crate::handlers::records::item::{RecordItem, CSV_HEADER};
-use crate::handlers::records::{
-    admit, conversation_param, limit_param, record_unavailable, RecordsState,
-};
+use crate::handlers::records::{admit, conversation_param, limit_param, RecordsState};
 use crate::identity::Role;
 use crate::platform::clock;
 use crate::platform::error::ApiError;
@@ -95,7 +93,7 @@ pub(super) async fn transcript(
     );
     let (entries, tombstone) = entries
         .and_then(|entries| Ok((entries, tombstone?)))
-        .map_err(record_unavailable)?;
+        .map_err(ApiError::record_unavailable)?;
     let next = entries
         .last()
         .map(EventCursor::of)

@@ -22,7 +22,6 @@ use crate::platform::error::ApiError;
 use crate::platform::http::{
     invalid_body, json_object, query_param, serve, string_field, RequestContext, Route, Service,
 };
-use crate::storage::erasure::issued_before;
 
 pub const SERVICE: Service = Service {
     name: "resume",
@@ -71,38 +70,30 @@ async fn route(
     }
 }
 
-/// 401 `conversation_erased` when the conversation was erased at or after `issued_at`
-/// (Unix seconds): an erasure refuses the sessions and resume links issued before it.
-/// Without the archive's answer nothing is admitted (503).
+/// [`crate::handlers::erased::refuse_erased`] with resume's answer when DynamoDB does not.
 async fn refuse_erased(
     state: &ResumeState,
     conversation_id: &str,
     issued_at: u64,
 ) -> Result<(), ApiError> {
-    match state.erasures.erased_at(conversation_id).await {
-        Ok(Some(erased_at)) if issued_before(&erased_at, issued_at) => Err(ApiError::unauthorized(
-            "conversation_erased",
-            "This conversation was erased: links and sessions issued before it no longer admit anyone",
-        )),
-        Ok(_) => Ok(()),
-        Err(err) => Err(ApiError::unavailable(
-            "history_unavailable",
-            "The conversation's record is temporarily unavailable, please retry",
-        )
-        .caused_by(err)),
-    }
+    crate::handlers::erased::refuse_erased(
+        &state.erasures,
+        conversation_id,
+        issued_at,
+        ApiError::history_unavailable,
+    )
+    .await
 }
 
-/// [`refuse_erased`] for a session caller; bearer callers are not refused.
+/// [`crate::handlers::erased::refuse_erased_session`] with resume's answer when DynamoDB
+/// does not.
 async fn refuse_erased_session(state: &ResumeState, caller: &Caller) -> Result<(), ApiError> {
-    match caller {
-        Caller::Session {
-            conversation_id,
-            issued_at,
-            ..
-        } => refuse_erased(state, conversation_id, *issued_at).await,
-        Caller::User { .. } => Ok(()),
-    }
+    crate::handlers::erased::refuse_erased_session(
+        &state.erasures,
+        caller,
+        ApiError::history_unavailable,
+    )
+    .await
 }
 
 /// A `POST /api/chat/resume` body, by its keys.

@@ -217,6 +217,12 @@ async fn issue(
         &state.config.realtime,
     )?;
     state.limiter.check(&caller_id).await?;
+    crate::handlers::erased::refuse_erased_session(
+        &state.erasures,
+        &caller,
+        ApiError::record_unavailable,
+    )
+    .await?;
 
     let capability = match &options.conversation {
         Some(conversation) => Capability::for_channel(&caller, conversation)?,

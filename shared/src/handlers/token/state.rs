@@ -6,8 +6,9 @@ use crate::identity::{Authenticator, IdentityConfig};
 use crate::platform::env::{ConfigError, Env};
 use crate::platform::http::HttpConfig;
 use crate::platform::realtime::RealtimeRollout;
+use crate::storage::erasure::ErasureWatch;
 use crate::storage::ratelimit::{FailurePolicy, RateLimit, RateLimiter};
-use crate::storage::{RedisClient, RedisConfig};
+use crate::storage::{EventStoreConfig, RedisClient, RedisConfig};
 
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
@@ -18,6 +19,9 @@ pub struct TokenConfig {
     pub rate_limit: RateLimit,
     /// Who uses Ably realtime: the switch, the per-conversation share and its lists.
     pub realtime: RealtimeRollout,
+    /// `CHAT_EVENTS_TABLE`: where a chat session's conversation is looked up for an
+    /// erasure that refuses it.
+    pub archive: EventStoreConfig,
 }
 
 impl TokenConfig {
@@ -36,6 +40,7 @@ impl TokenConfig {
                 },
             ),
             realtime: RealtimeRollout::from_env(&mut env),
+            archive: EventStoreConfig::from_env(&mut env),
         };
         env.finish()?;
         Ok(config)
@@ -48,10 +53,17 @@ pub struct TokenState {
     pub auth: Authenticator,
     pub signer: TokenSigner,
     pub limiter: RateLimiter,
+    /// Refuses the chat sessions of an erased conversation issued before its erasure.
+    pub erasures: ErasureWatch,
 }
 
 impl TokenState {
     pub fn new(config: TokenConfig) -> Self {
+        Self::with_dynamo(config, crate::storage::dynamo::client())
+    }
+
+    /// Builds the state around a given DynamoDB client (e.g. one that counts requests).
+    pub fn with_dynamo(config: TokenConfig, dynamo: aws_sdk_dynamodb::Client) -> Self {
         let redis = RedisClient::new(&config.redis);
         let limiter = RateLimiter::new(
             redis.clone(),
@@ -66,6 +78,7 @@ impl TokenState {
                 .with_allowed_origin(config.http.cors_origin.clone()),
             signer: TokenSigner::new(&config.ably.key),
             limiter,
+            erasures: ErasureWatch::over(dynamo, &config.archive),
             redis,
             config,
         }

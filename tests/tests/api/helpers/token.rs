@@ -10,11 +10,22 @@ use super::{api_request, env_with, stack_var, unique, unix_now};
 /// The real ably-token state over the stack, with a unique Redis key prefix so that
 /// rate limits never leak between tests.
 pub fn token_state(overrides: &[(&str, &str)]) -> chat_core::handlers::token::TokenState {
+    token_state_over(overrides, chat_core::storage::dynamo::client())
+}
+
+/// [`token_state`] over a given DynamoDB client (e.g. one that counts requests).
+pub fn token_state_over(
+    overrides: &[(&str, &str)],
+    dynamo: aws_sdk_dynamodb::Client,
+) -> chat_core::handlers::token::TokenState {
     use chat_core::handlers::token::{TokenConfig, TokenState};
     let prefix = format!("{}:", unique("test"));
     let mut all = vec![("REDIS_KEY_PREFIX", prefix.as_str())];
     all.extend_from_slice(overrides);
-    TokenState::new(TokenConfig::load(env_with(&all)).expect("token config"))
+    TokenState::with_dynamo(
+        TokenConfig::load(env_with(&all)).expect("token config"),
+        dynamo,
+    )
 }
 
 /// `POST /api/ably/token` with `headers` and `body` through the real handler.
