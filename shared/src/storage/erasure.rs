@@ -424,8 +424,9 @@ type Known = HashMap<String, (u64, Option<String>)>;
 const REMEMBERED: usize = 10_000;
 
 /// Whether a conversation was erased, as `resume`, `ably-token` and `ably-publish` ask
-/// before they admit a session or a link ([`crate::handlers::erased`]): the tombstone, looked up once per conversation and process, and again only after
-/// an erasure anywhere moved the epoch item's `erasures` on (read at most every
+/// before they admit a session or a link ([`crate::handlers::erased`]): the tombstone,
+/// looked up once per conversation and process, and again only after an erasure anywhere
+/// moved the epoch item's `erasures` on (read at most every
 /// [`crate::storage::epoch::SNAPSHOT_MAX_AGE`] by the history reads anyway). So a poll
 /// served from Redis costs no DynamoDB read, and an erasure refuses its conversation's
 /// sessions everywhere by the time `POST /api/chat/erase` answers (it counts itself

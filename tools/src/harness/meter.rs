@@ -278,13 +278,15 @@ pub fn dynamo_usage(operation: &str, request: &[u8], answer: &[u8]) -> Usage {
         _ => 0,
     };
     let writes = items_written > 0 || operation.contains("Write");
-    // DynamoDB Local reports no capacity for a read of keys that hold no item; DynamoDB
-    // charges such a read its minimum (per key: 1 unit strongly consistent, 0.5
-    // eventually), which is what a tombstone lookup of a conversation never erased costs.
-    let read_units = match units {
-        0.0 if !writes && answer.get("__type").is_none() => minimum_read_units(operation, &request),
-        units if !writes => units,
-        _ => 0.0,
+    // DynamoDB Local reports no capacity for keys that hold no item; DynamoDB charges
+    // every key read at least its minimum (1 unit strongly consistent, 0.5 eventually),
+    // which is what a tombstone lookup of a conversation never erased costs.
+    let read_units = if writes {
+        0.0
+    } else if answer.get("__type").is_some() {
+        units
+    } else {
+        units.max(minimum_read_units(operation, &request))
     };
     Usage {
         write_units: if writes { units } else { 0.0 },
@@ -383,6 +385,10 @@ mod tests {
         );
         let get = br#"{"Key":{},"ConsistentRead":true}"#;
         assert_eq!(dynamo_usage("GetItem", get, b"{}").read_units, 1.0);
+        // One of two keys found (1 unit reported, for it): never less than the minimum.
+        let one_found = br#"{"Responses":{"t":[{}]},"ConsumedCapacity":[{"TableName":"t","CapacityUnits":1.0}]}"#;
+        let two = br#"{"RequestItems":{"t":{"Keys":[{},{}],"ConsistentRead":true}}}"#;
+        assert_eq!(dynamo_usage("BatchGetItem", two, one_found).read_units, 2.0);
         let failed = br#"{"__type":"ResourceNotFoundException"}"#;
         assert_eq!(dynamo_usage("GetItem", get, failed).read_units, 0.0);
         let asked = with_consumed_capacity(&Bytes::from_static(request));
